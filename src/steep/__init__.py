@@ -1,0 +1,36 @@
+"""steep: background jobs on Redis/Valkey that never lose work.
+
+    from steep import job
+
+    @job(queue="default", retries=5, timeout=30)
+    def send_report(user_id: int) -> str: ...
+
+    send_report.enqueue(42)
+"""
+
+from steep.context import JobContext, current_job
+from steep.errors import JobFailed, JobTimeout, SteepError, UnknownJob
+from steep.job import Job, JobStatus
+from steep.registry import JobFunction, JobOptions, job
+from steep.settings import ConfigError, Settings, configure, get_settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "Job",
+    "JobContext",
+    "JobFailed",
+    "JobFunction",
+    "JobOptions",
+    "JobStatus",
+    "JobTimeout",
+    "Settings",
+    "SteepError",
+    "UnknownJob",
+    "__version__",
+    "configure",
+    "current_job",
+    "get_settings",
+    "job",
+]

@@ -1,0 +1,177 @@
+"""Enqueueing: build each job's envelope and push it with one Lua call.
+
+`enqueue` costs one round trip; `enqueue_many` costs one round trip per
+queue for any number of jobs. The first enqueue to a queue from a process
+also records the queue's name in the global set of queues.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from steep.connection import SCRIPTS, get_async_client, get_client, get_keys
+from steep.job import Envelope, Job, encode_envelope, new_job_id
+from steep.registry import JobOptions
+
+_known_queues: set[tuple[str, str]] = set()
+
+
+def due(when: float | timedelta | datetime) -> float:
+    """Absolute due time (epoch seconds) from a delay or an aware datetime."""
+    if isinstance(when, datetime):
+        if when.tzinfo is None:
+            raise ValueError(
+                "enqueue_at needs an aware datetime (one with a tzinfo), "
+                f"got naive {when.isoformat()}"
+            )
+        return when.timestamp()
+    if isinstance(when, timedelta):
+        return time.time() + when.total_seconds()
+    if isinstance(when, int | float):
+        return time.time() + float(when)
+    raise TypeError(f"expected seconds, a timedelta or an aware datetime, got {when!r}")
+
+
+def _build(
+    name: str, opts: JobOptions, args: Sequence[Any], kwargs: dict[str, Any]
+) -> tuple[str, bytes]:
+    envelope = Envelope(
+        id=new_job_id(),
+        name=name,
+        queue=opts.queue,
+        args=list(args),
+        kwargs=kwargs,
+        retries=opts.retries,
+        timeout=opts.timeout,
+        result_ttl=opts.result_ttl,
+        enqueued_at=time.time(),
+    )
+    return envelope.id, encode_envelope(envelope)
+
+
+def _argv(job_id: str, payload: bytes, at: float | None) -> tuple[str, bytes, int]:
+    run_at = 0 if at is None or at <= time.time() else int(at * 1000)
+    return job_id, payload, run_at
+
+
+def _split_call(call: Sequence[Any] | tuple[Sequence[Any], dict]) -> tuple[Sequence[Any], dict]:
+    # enqueue_many accepts (arg, arg, ...) tuples, or ((args...), {kwargs}) pairs.
+    if (
+        isinstance(call, tuple)
+        and len(call) == 2
+        and isinstance(call[0], tuple | list)
+        and isinstance(call[1], dict)
+    ):
+        return call[0], call[1]
+    if not isinstance(call, tuple | list):
+        raise TypeError(f"enqueue_many takes a tuple of arguments per job, got {call!r}")
+    return call, {}
+
+
+def _queue_keys(queue: str) -> list[str]:
+    qk = get_keys().queue(queue)
+    return [qk.queued, qk.jobs, qk.state, qk.scheduled]
+
+
+def _note_queue(queue: str) -> str | None:
+    """The global queues-set key if this process has not yet recorded `queue`."""
+    keys = get_keys()
+    marker = (keys.namespace, queue)
+    if marker in _known_queues:
+        return None
+    _known_queues.add(marker)
+    return keys.queues
+
+
+def enqueue(
+    name: str,
+    opts: JobOptions,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    at: float | None = None,
+) -> Job:
+    job_id, payload = _build(name, opts, args, kwargs)
+    client = get_client()
+    queues_key = _note_queue(opts.queue)
+    if queues_key is not None:
+        client.sadd(queues_key, opts.queue)
+    SCRIPTS.enqueue(client, _queue_keys(opts.queue), _argv(job_id, payload, at))
+    return Job(job_id, opts.queue, name)
+
+
+async def aenqueue(
+    name: str,
+    opts: JobOptions,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    at: float | None = None,
+) -> Job:
+    job_id, payload = _build(name, opts, args, kwargs)
+    client = get_async_client()
+    queues_key = _note_queue(opts.queue)
+    if queues_key is not None:
+        await client.sadd(queues_key, opts.queue)  # type: ignore[misc]
+    await SCRIPTS.enqueue.run_async(client, _queue_keys(opts.queue), _argv(job_id, payload, at))
+    return Job(job_id, opts.queue, name)
+
+
+def _prepare_many(
+    name: str, opts: JobOptions, calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict]]
+) -> tuple[list[Job], list[Any]]:
+    jobs: list[Job] = []
+    argv: list[Any] = []
+    for call in calls:
+        args, kwargs = _split_call(call)
+        job_id, payload = _build(name, opts, args, kwargs)
+        argv += (job_id, payload, 0)
+        jobs.append(Job(job_id, opts.queue, name))
+    return jobs, argv
+
+
+# One script call carries at most this many jobs, so a huge batch does not
+# block the server for long.
+_CHUNK = 5000
+
+
+def enqueue_many(
+    name: str, opts: JobOptions, calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict]]
+) -> list[Job]:
+    """Enqueue many calls of one job in one round trip (chunks pipelined)."""
+    jobs, argv = _prepare_many(name, opts, calls)
+    if not jobs:
+        return jobs
+    client = get_client()
+    queues_key = _note_queue(opts.queue)
+    if queues_key is not None:
+        client.sadd(queues_key, opts.queue)
+    keys = _queue_keys(opts.queue)
+    step = _CHUNK * 3
+    if len(argv) <= step:
+        SCRIPTS.enqueue(client, keys, argv)
+        return jobs
+    SCRIPTS.enqueue(client, keys, argv[:3])  # loads the script once if the server lacks it
+    pipe = client.pipeline(transaction=False)
+    for start in range(3, len(argv), step):
+        pipe.evalsha(SCRIPTS.enqueue.sha, len(keys), *keys, *argv[start : start + step])
+    pipe.execute()
+    return jobs
+
+
+async def aenqueue_many(
+    name: str, opts: JobOptions, calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict]]
+) -> list[Job]:
+    jobs, argv = _prepare_many(name, opts, calls)
+    if not jobs:
+        return jobs
+    client = get_async_client()
+    queues_key = _note_queue(opts.queue)
+    if queues_key is not None:
+        await client.sadd(queues_key, opts.queue)  # type: ignore[misc]
+    keys = _queue_keys(opts.queue)
+    step = _CHUNK * 3
+    for start in range(0, len(argv), step):
+        await SCRIPTS.enqueue.run_async(client, keys, argv[start : start + step])
+    return jobs

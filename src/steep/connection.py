@@ -1,0 +1,171 @@
+"""Redis clients (sync and async) and the registry of steep's Lua scripts.
+
+One sync client per process and one async client per event loop, created on
+first use from the current settings: `STEEP_REDIS_URL` when set, otherwise the
+embedded Valkey server (started on first use, see server.py). Clients retry
+connection errors with backoff, so a restarting server is ridden out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import threading
+import weakref
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import redis
+import redis.asyncio
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from steep.keys import Keys
+from steep.server import connection_kwargs
+from steep.settings import Settings, get_settings
+
+KeyArgs = Sequence[str]
+ArgvArgs = Sequence[str | bytes | int | float]
+
+
+class Script:
+    """One Lua script from `steep/scripts/`, run by its SHA with a load on first miss.
+
+    redis-py's own Script object checks `SCRIPT EXISTS` before every pipeline,
+    an extra round trip on the hot path; here a NOSCRIPT reply (a fresh or
+    restarted server) loads the script and repeats the call once.
+    """
+
+    def __init__(self, name: str, source: str) -> None:
+        self.name = name
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def __call__(self, client: redis.Redis, keys: KeyArgs, args: ArgvArgs = ()) -> Any:
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            client.script_load(self.source)
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+
+    async def run_async(
+        self, client: redis.asyncio.Redis, keys: KeyArgs, args: ArgvArgs = ()
+    ) -> Any:
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[misc]
+        except NoScriptError:
+            await client.script_load(self.source)
+            return await client.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[misc]
+
+
+def _load_scripts() -> dict[str, Script]:
+    folder = resources.files("steep") / "scripts"
+    scripts = {}
+    for entry in folder.iterdir():
+        if entry.name.endswith(".lua"):
+            name = entry.name.removesuffix(".lua")
+            scripts[name] = Script(name, entry.read_text(encoding="utf-8"))
+    return scripts
+
+
+class Scripts:
+    """The named atomic operations; each touches the keys of one queue only."""
+
+    def __init__(self) -> None:
+        loaded = _load_scripts()
+        self.enqueue = loaded["enqueue"]
+        self.claim = loaded["claim"]
+        self.ack = loaded["ack"]
+        self.fail = loaded["fail"]
+        self.promote = loaded["promote"]
+        self.requeue = loaded["requeue"]
+        self.all = loaded
+
+
+SCRIPTS = Scripts()
+
+RETRYABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
+def _client_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=8),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+        "health_check_interval": 30,
+        "client_name": f"steep-{os.getpid()}",
+    }
+
+
+def make_client(settings: Settings | None = None) -> redis.Redis:
+    """A new sync client (the caller owns and closes it)."""
+    settings = settings or get_settings()
+    target = connection_kwargs(settings)
+    options = _client_options(settings)
+    if "url" in target:
+        return redis.Redis.from_url(target["url"], **options)
+    return redis.Redis(**target, **options)
+
+
+def make_async_client(settings: Settings | None = None) -> redis.asyncio.Redis:
+    """A new async client (the caller owns and closes it)."""
+    settings = settings or get_settings()
+    target = connection_kwargs(settings)
+    options = _client_options(settings)
+    if "url" in target:
+        return redis.asyncio.Redis.from_url(target["url"], **options)
+    return redis.asyncio.Redis(**target, **options)
+
+
+_lock = threading.Lock()
+_sync_client: tuple[int, redis.Redis] | None = None
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def get_client() -> redis.Redis:
+    """The process-wide sync client (recreated in a forked child)."""
+    global _sync_client
+    current = _sync_client
+    if current is not None and current[0] == os.getpid():
+        return current[1]
+    with _lock:
+        if _sync_client is None or _sync_client[0] != os.getpid():
+            _sync_client = (os.getpid(), make_client())
+        return _sync_client[1]
+
+
+def get_async_client() -> redis.asyncio.Redis:
+    """The async client of the running event loop (async clients are bound to one loop)."""
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        client = make_async_client()
+        _async_clients[loop] = client
+    return client
+
+
+async def close_async_client() -> None:
+    """Close the running loop's cached async client (before the loop ends)."""
+    client = _async_clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
+
+
+def get_keys() -> Keys:
+    return Keys(get_settings().namespace)
+
+
+def reset_clients() -> None:
+    """Close and forget the cached clients (after the settings change, and in tests)."""
+    global _sync_client
+    with _lock:
+        if _sync_client is not None:
+            _sync_client[1].close()
+            _sync_client = None
+    _async_clients.clear()

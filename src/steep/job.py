@@ -1,0 +1,200 @@
+"""The job record: its JSON envelope, argument encoding, and the `Job` handle.
+
+The envelope is the language-neutral definition of one job (docs/protocol.md).
+Arguments are JSON plus datetime, date, time, UUID, Decimal, enums,
+dataclasses and msgspec Structs, never pickle; on the worker they are turned
+back into those types from the job function's type hints.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+from typing import Any
+
+import msgspec
+
+from steep.errors import JobFailed
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # an attempt failed; the job will be retried
+    DEAD = "dead"
+
+
+class Envelope(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
+    """One job as stored in Redis (field names are part of the protocol)."""
+
+    id: str
+    name: str
+    queue: str
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    retries: int = 0
+    timeout: float | None = None
+    result_ttl: int | None = None
+    attempt: int = 0
+    enqueued_at: float = 0.0
+    v: int = 1
+
+
+ACCEPTED_TYPES = (
+    "JSON types (str, int, float, bool, None, list, tuple, dict), datetime, date, time, "
+    "UUID, Decimal, enums, sets, dataclasses and msgspec Structs"
+)
+
+_encoder = msgspec.json.Encoder()
+_envelope_decoder = msgspec.json.Decoder(Envelope)
+_any_decoder = msgspec.json.Decoder()
+
+
+def encode(value: Any) -> bytes:
+    return _encoder.encode(value)
+
+
+def decode(data: bytes | str) -> Any:
+    return _any_decoder.decode(data)
+
+
+def encode_envelope(envelope: Envelope) -> bytes:
+    """Encode a job; a TypeError names the argument that cannot be encoded."""
+    try:
+        return _encoder.encode(envelope)
+    except (TypeError, msgspec.EncodeError, OverflowError) as exc:
+        raise _explain(envelope, exc) from None
+
+
+def decode_envelope(data: bytes | str) -> Envelope:
+    return _envelope_decoder.decode(data)
+
+
+def _explain(envelope: Envelope, exc: Exception) -> TypeError:
+    named: list[tuple[str, Any]] = [(f"#{i} (positional)", a) for i, a in enumerate(envelope.args)]
+    named += [(repr(k), v) for k, v in envelope.kwargs.items()]
+    for label, value in named:
+        try:
+            _encoder.encode(value)
+        except (TypeError, msgspec.EncodeError, OverflowError) as inner:
+            return TypeError(
+                f"cannot enqueue {envelope.name}: argument {label} of type "
+                f"{type(value).__name__} cannot be encoded ({inner}); "
+                f"steep accepts {ACCEPTED_TYPES}"
+            )
+    return TypeError(f"cannot enqueue {envelope.name}: {exc}")
+
+
+_last_us = 0
+
+
+def new_job_id() -> str:
+    """A unique id that sorts by creation time: microseconds (strictly rising within a
+    process) then 48 random bits, in hex."""
+    global _last_us
+    _last_us = max(time.time_ns() // 1000, _last_us + 1)
+    return f"{_last_us:014x}{os.urandom(6).hex()}"
+
+
+def parse_state(raw: bytes | None) -> tuple[JobStatus | None, str, float]:
+    """Split a stored state word into (status, worker id, started at seconds)."""
+    if raw is None:
+        return None, "", 0.0
+    text = raw.decode()
+    if text.startswith("running"):
+        _, worker, started_ms = text.split(" ")
+        return JobStatus.RUNNING, worker, int(started_ms) / 1000
+    return JobStatus(text), "", 0.0
+
+
+class Job:
+    """A handle on one enqueued job: its id and queue, and live views of its state."""
+
+    __slots__ = ("id", "name", "queue")
+
+    def __init__(self, id: str, queue: str, name: str = "") -> None:
+        self.id = id
+        self.queue = queue
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.name or '?'} on {self.queue!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Job) and (other.id, other.queue) == (self.id, self.queue)
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.queue))
+
+    @property
+    def status(self) -> JobStatus | None:
+        """The job's state now, or None when steep holds no record of it.
+
+        A job that succeeded without `result_ttl` leaves no record behind, so
+        its status becomes None; with `result_ttl` it reads `succeeded` for that long.
+        """
+        from steep.connection import get_client, get_keys
+
+        qk = get_keys().queue(self.queue)
+        pipe = get_client().pipeline(transaction=False)
+        pipe.hget(qk.state, self.id)
+        pipe.hexists(qk.jobs, self.id)
+        pipe.exists(qk.result(self.id))
+        state, known, has_result = pipe.execute()
+        return _status_from(state, known, has_result)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Block until the job has finished and return its value (or raise its error).
+
+        Needs the job to be enqueued with `result_ttl`. Waits server-side (a
+        blocking Redis call), so the caller does not poll. `timeout=None` waits
+        forever; on timeout raises TimeoutError.
+        """
+        from steep.connection import get_client, get_keys
+
+        key = get_keys().queue(self.queue).result(self.id)
+        # BLMOVE from a list to itself returns its one element without
+        # consuming it, so any number of callers can wait on the same job.
+        raw = get_client().blmove(key, key, timeout or 0, "RIGHT", "LEFT")
+        if raw is None:
+            raise TimeoutError(f"job {self.id} did not finish within {timeout} s")
+        return self._outcome(raw)
+
+    async def aresult(self, timeout: float | None = None) -> Any:
+        """`result()` for async code."""
+        from steep.connection import get_async_client, get_keys
+
+        key = get_keys().queue(self.queue).result(self.id)
+        raw = await get_async_client().blmove(key, key, timeout or 0, "RIGHT", "LEFT")
+        if raw is None:
+            raise TimeoutError(f"job {self.id} did not finish within {timeout} s")
+        return self._outcome(raw)
+
+    def _outcome(self, raw: bytes) -> Any:
+        outcome = decode(raw)
+        if "error" in outcome:
+            raise JobFailed(self.id, outcome["error"])
+        value = outcome.get("value")
+        from steep.registry import lookup_local
+
+        spec = lookup_local(self.name) if self.name else None
+        if spec is not None and spec.return_type is not None:
+            try:
+                return msgspec.convert(value, spec.return_type, strict=False)
+            except msgspec.ValidationError:
+                return value
+        return value
+
+
+def _status_from(state: bytes | None, known: bool, has_result: bool) -> JobStatus | None:
+    status, _, _ = parse_state(state)
+    if status is not None:
+        return status
+    if known:
+        return JobStatus.QUEUED
+    if has_result:
+        return JobStatus.SUCCEEDED
+    return None

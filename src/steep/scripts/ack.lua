@@ -1,0 +1,31 @@
+-- ack: settle jobs of one queue that succeeded.
+-- KEYS[1] inflight LIST  the worker's in-flight list
+-- KEYS[2] jobs     HASH
+-- KEYS[3] state    HASH
+-- KEYS[4] stats    HASH  counters
+-- KEYS[5..] result LIST  one per job in ARGV that keeps its result
+-- ARGV[1] day (YYYY-MM-DD) for the daily counter
+-- ARGV[2] n, the number of ids; ARGV[3 .. 2+n] ids
+-- then, for each result key KEYS[4+k]: ARGV pairs (outcome JSON, ttl seconds)
+local n = tonumber(ARGV[2])
+local ids = {}
+for i = 1, n do
+  local id = ARGV[2 + i]
+  ids[i] = id
+  redis.call('LREM', KEYS[1], 1, id)
+end
+for i = 1, n, 500 do
+  local chunk = {unpack(ids, i, math.min(i + 499, n))}
+  redis.call('HDEL', KEYS[2], unpack(chunk))
+  redis.call('HDEL', KEYS[3], unpack(chunk))
+end
+redis.call('HINCRBY', KEYS[4], 'processed', n)
+redis.call('HINCRBY', KEYS[4], 'processed:' .. ARGV[1], n)
+local a = 3 + n
+for k = 5, #KEYS do
+  redis.call('DEL', KEYS[k])
+  redis.call('RPUSH', KEYS[k], ARGV[a])
+  redis.call('EXPIRE', KEYS[k], ARGV[a + 1])
+  a = a + 2
+end
+return n

@@ -1,0 +1,385 @@
+"""Steep's settings: defaults, then `steep.toml`, then `STEEP_*` environment variables.
+
+Precedence, lowest first: defaults, top-level keys of steep.toml, the file's table for
+the current environment (`[development]`, `[staging]`, `[production]`), environment
+variables, `configure()` overrides. Every error names where the bad value came from
+(file and line, or the variable): a worker that refuses to start should point at the
+typo, not leave the reader guessing. See docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import os
+import re
+import threading
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ENVIRONMENTS", "ConfigError", "Settings", "configure", "get_settings",
+           "load_settings", "redacted_url", "reset_settings"]
+
+ENVIRONMENTS = ("development", "staging", "production")
+CONFIG_FILE = "steep.toml"
+_ENV_VARS = {f"STEEP_{key.upper()}": key
+             for key in ("redis_url", "data_dir", "namespace", "log_level", "log_format")}
+_TYPE_NAMES = {bool: "boolean", str: "string", int: "integer", float: "float",
+               list: "array", tuple: "array", dict: "table"}
+
+
+class ConfigError(Exception):
+    """A setting is unknown, malformed or out of range; the message says where and why."""
+
+
+class _Invalid(Exception):
+    """A value failed a check; args are (what it must be, what it was)."""
+
+
+def _type_name(value: Any) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid("a string", _type_name(value))
+    return value
+
+
+def _choice(*options: str, upper: bool = False) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        text = _string(value)
+        if (text.upper() if upper else text) not in options:
+            raise _Invalid("one of " + ", ".join(options), repr(text))
+        return text.upper() if upper else text
+
+    return check
+
+
+def _number(kind: type[int] | type[float], low: int, above: bool = False) -> Callable[[Any], Any]:
+    """A check for an integer (or a number of seconds) >= low, or > low when `above`."""
+    accepted = int if kind is int else (int, float)
+
+    def check(value: Any) -> Any:
+        # bool is an int subclass, but `concurrency = true` is a mistake, not a 1.
+        if isinstance(value, bool) or not isinstance(value, accepted):
+            raise _Invalid("an integer" if kind is int else "a number", _type_name(value))
+        if not math.isfinite(value):
+            raise _Invalid("a finite number", repr(value))
+        if value < low or (above and value == low):
+            raise _Invalid(f"greater than {low}" if above else f"at least {low}", repr(value))
+        return kind(value)
+
+    return check
+
+
+def _name(value: Any) -> str:
+    # Braces would break the Redis Cluster hash tags in key names (see keys.py).
+    if not re.fullmatch(r"[^\s{}]+", text := _string(value)):
+        raise _Invalid("a non-empty name without spaces, '{' or '}'", repr(text))
+    return text
+
+
+def _queues(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        raise _Invalid("an array of queue names", _type_name(value))
+    if odd := [item for item in value if not isinstance(item, str)]:
+        raise _Invalid("an array of queue names", f"an array containing {_type_name(odd[0])}")
+    names = tuple(_name(item) for item in value)
+    if not names or len(set(names)) != len(names):
+        raise _Invalid("a non-empty array of distinct queue names", repr(list(names)))
+    return names
+
+
+def _redis_url(value: Any) -> str | None:
+    if not (text := None if value is None else _string(value)):
+        return None
+    if not text.lower().startswith(("redis://", "rediss://", "unix://")):
+        raise _Invalid("a redis://, rediss:// or unix:// URL", repr(redacted_url(text)))
+    return text
+
+
+def _data_dir(value: Any) -> Path:
+    if not isinstance(value, str | os.PathLike):
+        raise _Invalid("a path", _type_name(value))
+    if not os.fspath(value):
+        raise _Invalid("a non-empty path", "''")
+    return Path(value).expanduser()
+
+
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "env": _choice(*ENVIRONMENTS),
+    "redis_url": _redis_url,
+    "data_dir": _data_dir,
+    "namespace": _name,
+    "queues": _queues,
+    "concurrency": _number(int, 1),
+    "processes": _number(int, 0),
+    "heartbeat_interval": _number(float, 0, above=True),
+    "heartbeat_timeout": _number(float, 0, above=True),
+    "shutdown_timeout": _number(float, 0),
+    "schedule_poll_interval": _number(float, 0, above=True),
+    "dead_ttl": _number(float, 0, above=True),
+    "dead_max_jobs": _number(int, 1),
+    "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", upper=True),
+    "log_format": _choice("text", "json"),
+    "fsync": _choice("always", "everysec", "no"),
+}
+FIELDS = tuple(_CHECKS)
+
+
+def _must(key: str, exc: _Invalid) -> str:
+    return f"'{key}' must be {exc.args[0]}, got {exc.args[1]}"
+
+
+def _heartbeat_problem(interval: float, timeout: float) -> str | None:
+    if timeout > interval:
+        return None
+    return (f"'heartbeat_timeout' ({timeout:g}) must be greater than "
+            f"'heartbeat_interval' ({interval:g})")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything steep reads from its configuration; values are validated on construction."""
+
+    env: str = "development"
+    redis_url: str | None = None
+    data_dir: Path = Path(".steep")
+    namespace: str = "steep"
+    queues: tuple[str, ...] = ("default",)
+    concurrency: int = 10
+    processes: int = 0
+    heartbeat_interval: float = 2.0
+    heartbeat_timeout: float = 10.0
+    shutdown_timeout: float = 25.0
+    schedule_poll_interval: float = 0.5
+    dead_ttl: float = 15552000.0
+    dead_max_jobs: int = 10000
+    log_level: str = "INFO"
+    log_format: str = "text"
+    fsync: str = "everysec"
+
+    def __post_init__(self) -> None:
+        for key, check in _CHECKS.items():
+            try:
+                value = check(getattr(self, key))
+            except _Invalid as exc:
+                raise ConfigError(f"Settings: {_must(key, exc)}") from None
+            if key == "data_dir":
+                # Absolute, so a later chdir cannot send processes to different servers.
+                value = Path(os.path.abspath(value))
+            object.__setattr__(self, key, value)
+        if problem := _heartbeat_problem(self.heartbeat_interval, self.heartbeat_timeout):
+            raise ConfigError(f"Settings: {problem}")
+
+
+_DEFAULTS = {field.name: field.default for field in dataclasses.fields(Settings)}
+
+
+def _did_you_mean(word: str, candidates: tuple[str, ...], form: str = "'{}'") -> str:
+    match = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f" (did you mean {form.format(match[0])}?)" if match else ""
+
+
+_KEY = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
+_DOTTED = rf"{_KEY}(?:\s*\.\s*{_KEY})*"
+_TABLE_RE = re.compile(rf"\s*\[\s*({_DOTTED})\s*\]")
+_ARRAY_TABLE_RE = re.compile(rf"\s*\[\[\s*({_DOTTED})\s*\]\]")
+_ASSIGN_RE = re.compile(rf"\s*({_DOTTED})\s*=")
+
+
+def _split_key(dotted: str) -> tuple[str, ...]:
+    return tuple(json.loads(token) if token[0] == '"' else token.strip("'")
+                 for token in re.findall(_KEY, dotted))
+
+
+def _key_lines(text: str) -> tuple[dict[tuple[str, ...], int], int | None]:
+    """Map each table header and key (as a full dotted path) to its 1-based line.
+
+    tomllib gives values but no positions, so positions come from this scan; it also
+    returns the line of the first repeated key, which tomllib places at end of document.
+    """
+    lines: dict[tuple[str, ...], int] = {}
+    duplicate: int | None = None
+    table: tuple[str, ...] = ()
+    in_string: str | None = None
+    in_array_table = False  # keys legitimately repeat once per [[element]]
+    for number, line in enumerate(text.splitlines(), start=1):
+        if in_string:
+            in_string = None if line.count(in_string) % 2 else in_string
+            continue
+        if match := _ARRAY_TABLE_RE.match(line) or _TABLE_RE.match(line):
+            table = path = _split_key(match[1])
+            in_array_table = match.re is _ARRAY_TABLE_RE
+        elif match := _ASSIGN_RE.match(line):
+            path = table + _split_key(match[1])
+        else:
+            continue
+        if path in lines and duplicate is None and not in_array_table:
+            duplicate = number
+        lines.setdefault(path, number)
+        in_string = next((q for q in ('"""', "'''") if line.count(q) % 2), None)
+    return lines, duplicate
+
+
+def _toml_error(shown: str, text: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
+    message, line = str(exc), None
+    if match := re.search(r"\s*\(at line (\d+), column (\d+)\)$", message):
+        line = int(match[1])
+        message = f"{message[: match.start()]} (column {match[2]})"
+    elif message.endswith("(at end of document)"):
+        message = message.removesuffix("(at end of document)").rstrip()
+        duplicate = _key_lines(text)[1] if message.startswith("Cannot overwrite") else None
+        line = duplicate or max(1, len(text.splitlines()))
+    where = f"{shown}:{line}" if line else shown
+    return ConfigError(f"{where}: invalid TOML: {message[:1].lower()}{message[1:]}")
+
+
+class _FileReader:
+    """Validates a parsed steep.toml, naming the file and line in every error."""
+
+    def __init__(self, path: Path, shown: str) -> None:
+        self.path, self.shown = path, shown
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{shown}: cannot read: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{shown}: invalid TOML: not UTF-8 text") from None
+        try:
+            self.doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise _toml_error(shown, text, exc) from None
+        self.lines = _key_lines(text)[0]
+
+    def where(self, *path: str) -> str:
+        # A key inside an inline table has no line of its own: use the table's.
+        for end in range(len(path), 0, -1):
+            if path[:end] in self.lines:
+                return f"{self.shown}:{self.lines[path[:end]]}"
+        return self.shown
+
+    def check(self, table: tuple[str, ...], items: Mapping[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        inside = f" inside [{'.'.join(table)}]" if table else ""
+        for key, value in items.items():
+            where = self.where(*table, key)
+            if not table and key in ENVIRONMENTS:
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{where}: '{key}' must be a table, got {_type_name(value)}")
+            elif table and key == "env":
+                raise ConfigError(f"{where}: 'env' cannot be set{inside}; use STEEP_ENV")
+            elif key not in _CHECKS and isinstance(value, dict):
+                hint = "" if table else _did_you_mean(key, ENVIRONMENTS, "[{}]")
+                raise ConfigError(f"{where}: unknown table [{'.'.join((*table, key))}]{hint}")
+            elif key not in _CHECKS:
+                hint = _did_you_mean(key, FIELDS)
+                raise ConfigError(f"{where}: unknown setting '{key}'{inside}{hint}")
+            else:
+                try:
+                    values[key] = _CHECKS[key](value)
+                except _Invalid as exc:
+                    raise ConfigError(f"{where}: {_must(key, exc)}") from None
+        if "data_dir" in values:
+            # A path in the file is relative to the file, wherever steep is started from.
+            values["data_dir"] = self.path.parent / values["data_dir"]
+        return values
+
+    def read(self, env: str | None) -> tuple[str, dict[str, Any]]:
+        """The selected environment and the file's merged values for it."""
+        top = self.check((), self.doc)
+        tables = {name: self.check((name,), self.doc.get(name, {})) for name in ENVIRONMENTS}
+        # Every environment is checked, so a bad [production] fails on a laptop, not on deploy.
+        for name, table in tables.items():
+            merged = {**_DEFAULTS, **top, **table}
+            if problem := _heartbeat_problem(merged["heartbeat_interval"],
+                                             merged["heartbeat_timeout"]):
+                beats = ("heartbeat_timeout", "heartbeat_interval")
+                key = next((k for k in beats if k in table), None)
+                scope, suffix = ((name,), f" in [{name}]") if key else ((), "")
+                key = key or next(k for k in beats if k in top)
+                raise ConfigError(f"{self.where(*scope, key)}: {problem}{suffix}")
+        selected = env or top.pop("env", None) or "development"
+        top.pop("env", None)
+        return selected, {**top, **tables[selected]}
+
+
+def load_settings(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read steep.toml (from `cwd`, or the file `STEEP_CONFIG` names) and `STEEP_*` variables."""
+    base = Path(os.path.abspath(cwd if cwd is not None else os.getcwd()))
+    env_vars = os.environ if environ is None else environ
+
+    def var(name: str) -> str | None:
+        # An empty variable counts as unset, the way compose files and CI often pass them.
+        return env_vars.get(name) or None
+
+    def from_var(name: str, key: str, value: str) -> Any:
+        try:
+            return _CHECKS[key](value)
+        except _Invalid as exc:
+            raise ConfigError(f"{name}: {exc.args[1]} is not {exc.args[0]}") from None
+
+    env = from_var("STEEP_ENV", "env", raw) if (raw := var("STEEP_ENV")) else None
+    values: dict[str, Any] = {}
+    if (config := var("STEEP_CONFIG")) is not None:
+        path = base / Path(config).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"STEEP_CONFIG: no such file: {path}")
+        env, values = _FileReader(path, config).read(env)
+    elif (base / CONFIG_FILE).is_file():
+        env, values = _FileReader(base / CONFIG_FILE, CONFIG_FILE).read(env)
+    for name, key in _ENV_VARS.items():
+        if (raw := var(name)) is not None:
+            values[key] = from_var(name, key, raw)
+    # A data dir from the environment or the default is relative to cwd.
+    values["data_dir"] = base / values.get("data_dir", _DEFAULTS["data_dir"])
+    return Settings(env=env or "development", **values)
+
+
+_lock = threading.Lock()
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, loaded from the file and environment on first use."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = load_settings()
+        return _current
+
+
+def configure(settings: Settings | None = None, **overrides: Any) -> Settings:
+    """Replace the process-wide settings with `settings` (or the current ones) plus overrides."""
+    global _current
+    for key in overrides:
+        if key not in _CHECKS:
+            raise ConfigError(f"Settings: unknown setting '{key}'{_did_you_mean(key, FIELDS)}")
+    new = dataclasses.replace(settings if settings is not None else get_settings(), **overrides)
+    with _lock:
+        _current = new
+    return new
+
+
+def reset_settings() -> None:
+    """Forget the cached settings; the next get_settings() reads file and environment again."""
+    global _current
+    with _lock:
+        _current = None
+
+
+def redacted_url(url: str) -> str:
+    """`url` with its password (in the user info or a `password=` query) replaced by ***."""
+
+    def hide(match: re.Match[str]) -> str:
+        user, colon, _ = match[2].partition(":")
+        return f"{match[1]}{user}{colon}***@" if colon else match[0]
+
+    url = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)@", hide, url)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)

@@ -1,0 +1,8 @@
+"""Worker side: the supervisor, worker processes, the executor and the heartbeat."""
+
+from steep.worker.process import QueueSpec, WorkerProcess, parse_queues
+from steep.worker.supervisor import Supervisor
+
+Worker = WorkerProcess
+
+__all__ = ["QueueSpec", "Supervisor", "Worker", "WorkerProcess", "parse_queues"]

@@ -1,0 +1,33 @@
+"""Entry point of one worker process started by the supervisor."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+
+from steep.logs import setup_logging
+from steep.settings import configure
+from steep.worker.process import QueueSpec, WorkerProcess
+
+
+def main(argv: list[str]) -> int:
+    config = json.loads(argv[0])
+    settings = configure(log_level=config["log_level"], log_format=config["log_format"])
+    setup_logging(settings.log_level, settings.log_format)
+    for module in config["modules"]:
+        importlib.import_module(module)
+    process = WorkerProcess(
+        [QueueSpec(name, weight) for name, weight in config["queues"]],
+        config["concurrency"],
+        settings=settings,
+        worker_id=config["worker_id"],
+        burst=config["burst"],
+        max_memory_mb=config["max_memory_mb"],
+        supervised=True,
+    )
+    return process.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,191 @@
+"""Runs one claimed job and reports its outcome; never settles anything itself.
+
+Async jobs run as tasks on the worker's event loop, plain functions in a
+thread pool; both share the process's concurrency. Timeouts cancel an async
+job and raise JobTimeout inside a thread; a thread that will not stop marks
+the process for recycling, since Python cannot kill a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from steep.context import JobContext, _current
+from steep.errors import JobTimeout, UnknownJob
+from steep.job import Envelope, decode_envelope
+from steep.registry import JobFunction, lookup
+
+# How long a thread gets to honour an injected JobTimeout before the process
+# is recycled around it.
+THREAD_STOP_GRACE = 5.0
+
+
+@dataclass(slots=True)
+class Outcome:
+    queue: str
+    job_id: str
+    payload: bytes
+    envelope: Envelope | None
+    function: JobFunction[Any, Any] | None
+    ok: bool = False
+    value: Any = None
+    exc: BaseException | None = None
+    # "" for an ordinary failure of the job's code; otherwise why it could not
+    # run at all (these go straight to the dead set)
+    reason: str = ""
+    duration: float = 0.0
+    stuck: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.envelope.name if self.envelope else "?"
+
+    @property
+    def retryable(self) -> bool:
+        if self.reason or self.function is None or self.exc is None:
+            return False
+        return isinstance(self.exc, self.function.default_options.retry_on) or isinstance(
+            self.exc, JobTimeout
+        )
+
+
+class _ThreadCall:
+    """A sync job call in a pool thread that the event loop can interrupt."""
+
+    __slots__ = ("lock", "running", "thread_id")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = False
+        self.thread_id = 0
+
+    def run(self, fn: Any, args: list[Any], kwargs: dict[str, Any], ctx: JobContext) -> Any:
+        token = _current.set(ctx)
+        try:
+            try:
+                with self.lock:
+                    self.thread_id = threading.get_ident()
+                    self.running = True
+                try:
+                    return ("ok", fn(*args, **kwargs))
+                finally:
+                    with self.lock:
+                        self.running = False
+            # An injected JobTimeout can land anywhere in this frame, even after
+            # fn returned; catching everything here keeps it from escaping into
+            # the pool's own machinery.
+            except BaseException as exc:
+                return ("err", exc)
+        finally:
+            _current.reset(token)
+
+    def interrupt(self) -> bool:
+        with self.lock:
+            if not self.running:
+                return False
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(self.thread_id), ctypes.py_object(JobTimeout)
+            )
+            return True
+
+
+class Executor:
+    def __init__(self, concurrency: int, worker_id: str) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="steep-job")
+        self.worker_id = worker_id
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    async def run(self, queue: str, job_id: str, payload: bytes) -> Outcome:
+        started = time.perf_counter()
+        outcome = Outcome(queue, job_id, payload, None, None)
+        try:
+            outcome.envelope = envelope = decode_envelope(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            outcome.exc, outcome.reason = exc, "BadPayload"
+            return outcome
+        try:
+            outcome.function = function = lookup(envelope.name)
+        except UnknownJob as exc:
+            outcome.exc, outcome.reason = exc, "UnknownJob"
+            return outcome
+        try:
+            args, kwargs = function.bind(envelope.args, envelope.kwargs)
+        except (TypeError, msgspec.ValidationError) as exc:
+            outcome.exc = TypeError(f"arguments do not match {envelope.name}{function.signature}: {exc}")
+            outcome.reason = "ArgumentMismatch"
+            return outcome
+        ctx = JobContext(job_id, envelope.name, queue, envelope.attempt + 1, self.worker_id)
+        try:
+            if function.is_async:
+                outcome.value = await self._run_async(function, args, kwargs, ctx, envelope.timeout)
+            else:
+                outcome.value = await self._run_thread(function, args, kwargs, ctx, envelope.timeout, outcome)
+            outcome.ok = True
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                exc = RuntimeError(f"job raised {type(exc).__name__}")
+            outcome.exc = exc
+        outcome.duration = time.perf_counter() - started
+        return outcome
+
+    @staticmethod
+    async def _run_async(
+        function: JobFunction[Any, Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        ctx: JobContext,
+        timeout: float | None,
+    ) -> Any:
+        token = _current.set(ctx)
+        try:
+            if timeout is None:
+                return await function.fn(*args, **kwargs)
+            cm = asyncio.timeout(timeout)
+            try:
+                async with cm:
+                    return await function.fn(*args, **kwargs)
+            except TimeoutError:
+                if cm.expired():
+                    raise JobTimeout(f"{ctx.name} ran longer than its timeout of {timeout} s") from None
+                raise
+        finally:
+            _current.reset(token)
+
+    async def _run_thread(
+        self,
+        function: JobFunction[Any, Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        ctx: JobContext,
+        timeout: float | None,
+        outcome: Outcome,
+    ) -> Any:
+        call = _ThreadCall()
+        future: Future[Any] = self.pool.submit(call.run, function.fn, args, kwargs, ctx)
+        waiter = asyncio.wrap_future(future)
+        if timeout is None:
+            kind, value = await waiter
+        else:
+            try:
+                kind, value = await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            except TimeoutError:
+                call.interrupt()
+                done, _ = await asyncio.wait({waiter}, timeout=THREAD_STOP_GRACE)
+                if not done:
+                    outcome.stuck = True
+                raise JobTimeout(f"{ctx.name} ran longer than its timeout of {timeout} s") from None
+        if kind == "err":
+            raise value
+        return value

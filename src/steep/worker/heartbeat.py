@@ -1,0 +1,183 @@
+"""The heartbeat: a thread that keeps a worker process visible and its peers honest.
+
+On every beat it
+- records the process as alive (the `workers` ZSET) with what it is doing;
+- reads the process's control channel (quiet, stop) sent by operators;
+- returns the in-flight jobs of any worker process whose heartbeat expired
+  (killed, machine lost) to the front of their queues;
+- returns ids in this process's own in-flight lists that it does not know
+  about (a claim whose reply was lost on a broken connection);
+- checks memory (recycle) and, under a supervisor, that the parent lives.
+It runs in its own thread with its own connection, so a job that blocks the
+event loop does not make the process look dead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import psutil
+import redis
+
+from steep.connection import RETRYABLE, SCRIPTS, make_client
+from steep.keys import Keys
+
+if TYPE_CHECKING:
+    from steep.worker.process import WorkerProcess
+
+log = logging.getLogger("steep.worker")
+
+
+def requeue_worker(client: redis.Redis, keys: Keys, worker_id: str, queues: list[str]) -> int:
+    """Return every in-flight job of `worker_id` to its queue and forget the worker."""
+    moved = 0
+    for name in queues:
+        qk = keys.queue(name)
+        moved += SCRIPTS.requeue(client, [qk.inflight(worker_id), qk.queued, qk.state, qk.jobs])
+    pipe = client.pipeline(transaction=False)
+    pipe.zrem(keys.workers, worker_id)
+    pipe.delete(keys.worker(worker_id), keys.worker_signals(worker_id))
+    pipe.execute()
+    return moved
+
+
+def worker_queues(client: redis.Redis, keys: Keys, worker_id: str) -> list[str]:
+    raw = client.hget(keys.worker(worker_id), "queues")
+    if raw:
+        return list(json.loads(raw))
+    # no description left: look in every known queue
+    return sorted(q.decode() for q in client.smembers(keys.queues))  # type: ignore[union-attr]
+
+
+def reap_expired(client: redis.Redis, keys: Keys, timeout: float) -> dict[str, int]:
+    """Requeue the jobs of every worker process silent for longer than `timeout` seconds."""
+    cutoff = int((time.time() - timeout) * 1000)
+    reaped: dict[str, int] = {}
+    for raw in client.zrangebyscore(keys.workers, "-inf", cutoff):
+        worker_id = raw.decode()
+        moved = requeue_worker(client, keys, worker_id, worker_queues(client, keys, worker_id))
+        reaped[worker_id] = moved
+        log.warning("worker %s stopped sending heartbeats; returned its %d in-flight jobs",
+                    worker_id, moved)
+    return reaped
+
+
+class Heartbeat(threading.Thread):
+    def __init__(self, process: WorkerProcess) -> None:
+        super().__init__(name="steep-heartbeat", daemon=True)
+        self.process = process
+        self.settings = process.settings
+        self.keys = process.keys
+        self.client = make_client(self.settings)
+        self._stopped = threading.Event()
+        self._parent = os.getppid()
+        self._ps = psutil.Process()
+        self._suspects: set[tuple[str, str]] = set()
+        self._last_reconcile = time.monotonic()
+        self.started = time.time()
+        self.register()
+
+    def register(self) -> None:
+        p = self.process
+        info = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": json.dumps([q.name for q in p.queues]),
+            "weights": json.dumps({q.name: q.weight for q in p.queues}),
+            "concurrency": p.concurrency,
+            "started": self.started,
+        }
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(self.keys.worker(p.worker_id), mapping=info)
+        pipe.zadd(self.keys.workers, {p.worker_id: int(time.time() * 1000)})
+        pipe.execute()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self.is_alive():
+            self.join(timeout=10)
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zrem(self.keys.workers, self.process.worker_id)
+            pipe.delete(self.keys.worker(self.process.worker_id),
+                        self.keys.worker_signals(self.process.worker_id))
+            pipe.execute()
+        except RETRYABLE as exc:
+            log.warning("could not unregister worker %s: %s", self.process.worker_id, exc)
+        finally:
+            self.client.close()
+
+    def run(self) -> None:
+        interval = self.settings.heartbeat_interval
+        while not self._stopped.wait(interval):
+            try:
+                self.beat()
+            except RETRYABLE as exc:
+                log.warning("heartbeat failed: %s", exc)
+            except Exception:
+                log.exception("heartbeat failed")
+
+    def beat(self) -> None:
+        p = self.process
+        rss = self._ps.memory_info().rss
+        running = p.snapshot()
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(self.keys.workers, {p.worker_id: int(time.time() * 1000)})
+        pipe.hset(self.keys.worker(p.worker_id), mapping={
+            "beat": time.time(),
+            "rss": rss,
+            "busy": len(running),
+            "processed": p.processed,
+            "failed": p.failed,
+            "quiet": int(p._quiet),
+            "running": json.dumps([[q, j, s] for q, j, s in running]),
+        })
+        pipe.lpop(self.keys.worker_signals(p.worker_id), 10)
+        signals = pipe.execute()[-1] or []
+        for raw in signals:
+            self._control(raw.decode())
+        reap_expired(self.client, self.keys, self.settings.heartbeat_timeout)
+        if time.monotonic() - self._last_reconcile >= max(5.0, self.settings.heartbeat_timeout):
+            self._last_reconcile = time.monotonic()
+            self.reconcile({job_id for _, job_id, _ in running})
+        if p.max_memory_mb and rss > p.max_memory_mb * 1024 * 1024:
+            p.threadsafe(p.request_recycle,
+                         f"memory {rss / 1048576:.0f} MiB is over the limit of "
+                         f"{p.max_memory_mb:.0f} MiB")
+        if p.supervised and os.getppid() != self._parent:
+            p.threadsafe(p.request_stop, "the supervisor is gone")
+
+    def _control(self, command: str) -> None:
+        p = self.process
+        log.info("received %r from the control channel", command)
+        if command == "quiet":
+            p.threadsafe(p.request_quiet)
+        elif command == "stop":
+            p.threadsafe(p.request_stop, "stop requested remotely")
+        else:
+            log.warning("unknown control command %r ignored", command)
+
+    def reconcile(self, known: set[str]) -> None:
+        """Return ids in our in-flight lists that this process is not running.
+
+        An id is returned only if it was already unknown one pass earlier, so a
+        claim whose reply is still on its way is never mistaken for a stray.
+        """
+        p = self.process
+        suspects: set[tuple[str, str]] = set()
+        for name, qk in p.qkeys.items():
+            ids = {raw.decode() for raw in self.client.lrange(qk.inflight(p.worker_id), 0, -1)}
+            suspects |= {(name, i) for i in ids - known}
+        strays = suspects & self._suspects
+        self._suspects = suspects - strays
+        for name, job_id in strays:
+            qk = p.qkeys[name]
+            SCRIPTS.requeue(self.client, [qk.inflight(p.worker_id), qk.queued, qk.state, qk.jobs],
+                            [job_id])
+            log.warning("returned stray in-flight job %s to queue %s", job_id, name)

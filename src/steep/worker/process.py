@@ -1,0 +1,551 @@
+"""One worker process: fetch jobs, run them, settle them.
+
+Responsibilities, in the order a job meets them:
+- claim jobs from the queues in priority order into this process's own
+  in-flight lists (one Lua call per queue per batch), or block on the queues
+  when they are empty so a lone job starts at once;
+- hand each job to the Executor (event loop or thread pool);
+- settle successes in batches (one Lua call per queue for everything that
+  finished while the previous batch was on the wire) and failures one by one;
+- on shutdown: stop fetching, let running jobs finish until the deadline,
+  then return whatever is left to the front of its queue.
+The Heartbeat thread keeps this process visible, reaps vanished ones, and
+carries remote control signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import redis.asyncio
+
+from steep.connection import RETRYABLE, SCRIPTS, close_async_client, make_async_client
+from steep.job import encode, encode_envelope
+from steep.keys import Keys
+from steep.retry import backoff_delay, error_record, reason_record
+from steep.scheduler import promote_due
+from steep.settings import Settings, get_settings
+from steep.worker.executor import Executor, Outcome
+from steep.worker.heartbeat import Heartbeat
+
+log = logging.getLogger("steep.worker")
+
+EXIT_OK = 0
+EXIT_RECYCLE = 3  # the supervisor restarts the process without counting a crash
+
+# How long an idle worker blocks on a queue before looking again (pause
+# changes and shutdown are noticed at least this often).
+BLOCK_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    name: str
+    weight: int = 0  # 0 everywhere = strict order
+
+
+def parse_queues(text: str | Sequence[str]) -> list[QueueSpec]:
+    """`critical,default,low` (strict) or `critical:5,default:2` (weighted)."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    specs: list[QueueSpec] = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        name, _, weight = item.partition(":")
+        if weight and not weight.isdigit():
+            raise ValueError(f"queue weight must be a whole number: {item!r}")
+        specs.append(QueueSpec(name, int(weight or 0)))
+    if not specs:
+        raise ValueError("no queues given")
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"a queue is listed twice: {','.join(names)}")
+    return specs
+
+
+def host_label() -> str:
+    return socket.gethostname().split(".")[0].replace(" ", "-") or "host"
+
+
+def new_worker_id() -> str:
+    """Unique per process: host, pid and a random part (pids are reused)."""
+    return f"{host_label()}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
+@dataclass(slots=True)
+class Running:
+    queue: str
+    job_id: str
+    name: str
+    started: float
+    task: asyncio.Task[None]
+
+
+class WorkerProcess:
+    def __init__(
+        self,
+        queues: Sequence[QueueSpec],
+        concurrency: int | None = None,
+        *,
+        settings: Settings | None = None,
+        worker_id: str | None = None,
+        burst: bool = False,
+        max_memory_mb: float | None = None,
+        supervised: bool = False,
+        install_signals: bool = True,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.queues = list(queues)
+        self.concurrency = concurrency or self.settings.concurrency
+        self.worker_id = worker_id or new_worker_id()
+        self.burst = burst
+        self.max_memory_mb = max_memory_mb
+        self.supervised = supervised
+        self.install_signals = install_signals
+        self.keys = Keys(self.settings.namespace)
+        self.qkeys = {q.name: self.keys.queue(q.name) for q in self.queues}
+        self.weighted = any(q.weight for q in self.queues)
+        self.running: dict[str, Running] = {}
+        self.processed = 0
+        self.failed = 0
+        self.exit_code = EXIT_OK
+        # one extra thread per queue: blocked fetches on several queues can
+        # each bring a job at the same moment
+        self.executor = Executor(self.concurrency + len(self.queues), self.worker_id)
+        self._acks: dict[str, list[tuple[str, bytes | None, int]]] = defaultdict(list)
+        self._blockers: dict[str, asyncio.Task[bytes | None]] = {}
+        self._settling: set[asyncio.Task[None]] = set()
+
+    # -- control, callable from signal handlers and the heartbeat thread -----------
+
+    def request_stop(self, reason: str = "signal") -> None:
+        """First call: graceful stop. Second call: hard stop (return jobs now)."""
+        if self._stop.is_set():
+            if not self._hard.is_set():
+                log.warning("second stop request: returning running jobs to their queues now")
+                self._hard.set()
+            return
+        log.info("stopping (%s): no new jobs; waiting up to %.0f s for %d running",
+                 reason, self.settings.shutdown_timeout, len(self.running))
+        self._quiet = True
+        self._stop.set()
+        self._wake.set()
+
+    def request_quiet(self) -> None:
+        if not self._quiet:
+            log.info("quiet: no new jobs will be fetched; %d still running", len(self.running))
+        self._quiet = True
+        self._wake.set()
+
+    def request_recycle(self, reason: str) -> None:
+        if self.exit_code != EXIT_RECYCLE:
+            log.warning("recycling this process: %s", reason)
+        self.exit_code = EXIT_RECYCLE
+        self.request_stop(reason)
+
+    def threadsafe(self, method: Any, *args: Any) -> None:
+        self.loop.call_soon_threadsafe(method, *args)
+
+    # -- main ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        return asyncio.run(self.arun())
+
+    async def arun(self) -> int:
+        self.loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._hard = asyncio.Event()
+        self._wake = asyncio.Event()  # something changed: a free slot, a stop, a quiet
+        self._ack_ready = asyncio.Event()
+        self._quiet = False
+        self._closing = False
+        self.redis: redis.asyncio.Redis = make_async_client(self.settings)
+        self._install_signal_handlers()
+        self.heartbeat = Heartbeat(self)
+        self.heartbeat.start()
+        log.info("worker %s started: queues %s, concurrency %d%s", self.worker_id,
+                 ",".join(q.name for q in self.queues), self.concurrency,
+                 " (burst)" if self.burst else "")
+        fetcher = asyncio.create_task(self._fetch_loop(), name="steep-fetch")
+        acker = asyncio.create_task(self._ack_loop(), name="steep-ack")
+        scheduler = asyncio.create_task(self._schedule_loop(), name="steep-schedule")
+        try:
+            await self._stop.wait()
+            await self._shutdown(fetcher)
+        finally:
+            scheduler.cancel()
+            self._closing = True
+            self._ack_ready.set()
+            await asyncio.gather(acker, scheduler, return_exceptions=True)
+            await self._return_unfinished()
+            self.heartbeat.stop()
+            self.executor.shutdown()
+            await self.redis.aclose()
+            await close_async_client()  # the one async jobs used, if any
+            self._remove_signal_handlers()
+        log.info("worker %s stopped: %d processed, %d failed", self.worker_id,
+                 self.processed, self.failed)
+        return self.exit_code
+
+    async def _shutdown(self, fetcher: asyncio.Task[None]) -> None:
+        self._wake.set()
+        await fetcher
+        if self.running and not self._hard.is_set():
+            jobs = asyncio.ensure_future(asyncio.wait([r.task for r in self.running.values()]))
+            hard = asyncio.ensure_future(self._hard.wait())
+            await asyncio.wait([jobs, hard], timeout=self.settings.shutdown_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+            jobs.cancel()
+            hard.cancel()
+        if self.running:
+            log.warning("returning %d unfinished jobs to their queues", len(self.running))
+            for r in list(self.running.values()):
+                r.task.cancel()
+            await asyncio.gather(*(r.task for r in self.running.values()), return_exceptions=True)
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+
+    async def _return_unfinished(self) -> None:
+        """Everything still in this process's in-flight lists goes back to the front."""
+        for qname, qk in self.qkeys.items():
+            for attempt in range(20):
+                try:
+                    moved = await SCRIPTS.requeue.run_async(
+                        self.redis, [qk.inflight(self.worker_id), qk.queued, qk.state, qk.jobs]
+                    )
+                    if moved:
+                        log.info("returned %d jobs to queue %s", moved, qname)
+                    break
+                except RETRYABLE as exc:
+                    log.warning("cannot reach Redis to return jobs (%s); retrying", exc)
+                    await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+
+    # -- fetching --------------------------------------------------------------------
+
+    def _queue_order(self) -> list[str]:
+        if not self.weighted:
+            return [q.name for q in self.queues]
+        # weighted: a random order in which heavier queues tend to come first
+        pool = [(q.name, max(q.weight, 1)) for q in self.queues]
+        order: list[str] = []
+        while pool:
+            total = sum(w for _, w in pool)
+            pick = random.uniform(0, total)
+            for i, (name, weight) in enumerate(pool):
+                pick -= weight
+                if pick <= 0:
+                    order.append(name)
+                    pool.pop(i)
+                    break
+            else:
+                order.append(pool.pop()[0])
+        return order
+
+    def _free_slots(self) -> int:
+        return self.concurrency - len(self.running)
+
+    async def _fetch_loop(self) -> None:
+        backoff = 0.05
+        while not self._quiet:
+            try:
+                free = self._free_slots()
+                if free <= 0:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                if await self._claim(free):
+                    backoff = 0.05
+                    continue
+                if self.burst:
+                    if await self._burst_done():
+                        self.request_stop("burst finished")
+                        break
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), 0.02)
+                    except TimeoutError:
+                        pass
+                    continue
+                await self._block()
+                backoff = 0.05
+            except RETRYABLE as exc:
+                log.warning("lost connection to Redis (%s); retrying in %.1f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+        await self._drain_blockers()
+
+    def _marker(self) -> str:
+        return f"running {self.worker_id} {int(time.time() * 1000)}"
+
+    async def _claim(self, free: int, given: tuple[str, bytes] | None = None) -> int:
+        """Take up to `free` jobs, strictly in queue order; returns how many."""
+        taken = 0
+        if given is not None:
+            qname, job_id = given
+            taken += await self._claim_from(qname, free, job_id)
+        for qname in self._queue_order():
+            if free - taken <= 0 or self._quiet:
+                break
+            taken += await self._claim_from(qname, free - taken)
+        return taken
+
+    async def _claim_from(self, qname: str, want: int, given: bytes | None = None) -> int:
+        qk = self.qkeys[qname]
+        argv: list[Any] = [want, self._marker()]
+        if given is not None:
+            argv.append(given)
+        items = await SCRIPTS.claim.run_async(
+            self.redis, [qk.queued, qk.inflight(self.worker_id), qk.jobs, qk.state, qk.paused], argv
+        )
+        for i in range(0, len(items), 2):
+            self._start(qname, items[i].decode(), items[i + 1])
+        return len(items) // 2
+
+    async def _block(self) -> None:
+        """Wait on every queue at once until one has a job (or a wake-up)."""
+        for q in self.queues:
+            if q.name not in self._blockers:
+                self._blockers[q.name] = asyncio.create_task(self._block_on(q.name))
+        self._wake.clear()
+        waker = asyncio.create_task(self._wake.wait())
+        done, _ = await asyncio.wait([*self._blockers.values(), waker],
+                                     return_when=asyncio.FIRST_COMPLETED)
+        waker.cancel()
+        for qname, task in list(self._blockers.items()):
+            if task in done:
+                del self._blockers[qname]
+                job_id = task.result()
+                if job_id is not None:
+                    await self._claim(max(1, self._free_slots()), given=(qname, job_id))
+
+    async def _block_on(self, qname: str) -> bytes | None:
+        qk = self.qkeys[qname]
+        # BLMOVE puts the job straight into our in-flight list: if this process
+        # dies between here and the claim, the job is recovered like any other.
+        try:
+            return await self.redis.blmove(  # type: ignore[no-any-return]
+                qk.queued, qk.inflight(self.worker_id), BLOCK_TIMEOUT, "RIGHT", "LEFT"
+            )
+        except RETRYABLE as exc:
+            log.warning("lost connection to Redis while waiting for jobs (%s)", exc)
+            await asyncio.sleep(0.5)
+            return None
+
+    async def _drain_blockers(self) -> None:
+        # Never cancel a blocked BLMOVE: the server may have moved a job already.
+        # Anything they took is returned by _return_unfinished.
+        if self._blockers:
+            await asyncio.gather(*self._blockers.values(), return_exceptions=True)
+            self._blockers.clear()
+
+    async def _burst_done(self) -> bool:
+        if self.running or self._settling or any(self._acks.values()):
+            return False
+        pipe = self.redis.pipeline(transaction=False)
+        for qk in self.qkeys.values():
+            pipe.llen(qk.queued)
+            pipe.zcard(qk.scheduled)
+        return not any(await pipe.execute())
+
+    # -- running ---------------------------------------------------------------------
+
+    def _start(self, qname: str, job_id: str, payload: bytes) -> None:
+        task = self.loop.create_task(self._run_one(qname, job_id, payload))
+        self.running[job_id] = Running(qname, job_id, "", time.time(), task)
+
+    async def _run_one(self, qname: str, job_id: str, payload: bytes) -> None:
+        try:
+            outcome = await self.executor.run(qname, job_id, payload)
+        except asyncio.CancelledError:
+            # shutdown: the job stays in-flight and is returned to its queue
+            self.running.pop(job_id, None)
+            raise
+        self.running.pop(job_id, None)
+        self._wake.set()
+        if outcome.ok:
+            self.processed += 1
+            self._ack(outcome)
+        else:
+            self.failed += 1
+            # the failure record is written even if the job task is cancelled next
+            settle = asyncio.create_task(self._fail(outcome))
+            self._settling.add(settle)
+            settle.add_done_callback(self._settling.discard)
+        if outcome.stuck:
+            self.request_recycle(f"job {job_id} ignored its timeout and is still running")
+
+    def _ack(self, outcome: Outcome) -> None:
+        env = outcome.envelope
+        assert env is not None
+        result: bytes | None = None
+        ttl = 0
+        if env.result_ttl:
+            ttl = env.result_ttl
+            try:
+                result = encode({"value": outcome.value})
+            except (TypeError, msgspec.EncodeError, OverflowError) as exc:
+                result = encode({"error": reason_record(
+                    "UnencodableResult",
+                    f"the job succeeded but its return value of type "
+                    f"{type(outcome.value).__qualname__} cannot be stored: {exc}", env.attempt + 1)})
+        if log.isEnabledFor(logging.INFO):
+            log.info("job %s %s on %s succeeded in %.3f s", outcome.job_id, env.name,
+                     outcome.queue, outcome.duration,
+                     extra={"job_id": outcome.job_id, "job": env.name, "queue": outcome.queue,
+                            "duration": round(outcome.duration, 6), "event": "succeeded"})
+        self._acks[outcome.queue].append((outcome.job_id, result, ttl))
+        self._ack_ready.set()
+
+    async def _ack_loop(self) -> None:
+        """Settle successes: one Lua call per queue for everything finished meanwhile."""
+        failures = 0
+        while True:
+            await self._ack_ready.wait()
+            self._ack_ready.clear()
+            if not any(self._acks.values()):
+                if self._closing:
+                    return
+                continue
+            batch, self._acks = self._acks, defaultdict(list)
+            try:
+                await self._send_acks(batch)
+                failures = 0
+            except RETRYABLE as exc:
+                failures += 1
+                pending = sum(map(len, batch.values()))
+                if self._closing and failures > 10:
+                    # they stay in our in-flight lists and are recovered (and run
+                    # again) once this process's heartbeat expires
+                    log.error("giving up settling %d finished jobs: %s", pending, exc)
+                    return
+                log.warning("cannot settle %d jobs (%s); retrying", pending, exc)
+                for qname, items in batch.items():
+                    self._acks[qname][:0] = items
+                await asyncio.sleep(0.5)
+                self._ack_ready.set()
+
+    async def _send_acks(self, batch: dict[str, list[tuple[str, bytes | None, int]]]) -> None:
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
+        calls = []
+        for qname, items in batch.items():
+            qk = self.qkeys[qname]
+            keys = [qk.inflight(self.worker_id), qk.jobs, qk.state, qk.stats]
+            argv: list[Any] = [day, len(items), *(job_id for job_id, _, _ in items)]
+            for job_id, result, ttl in items:
+                if result is not None:
+                    keys.append(qk.result(job_id))
+                    argv += (result, ttl)
+            calls.append((keys, argv))
+        if len(calls) == 1:
+            await SCRIPTS.ack.run_async(self.redis, *calls[0])
+            return
+        await asyncio.gather(*(SCRIPTS.ack.run_async(self.redis, k, a) for k, a in calls))
+
+    async def _fail(self, outcome: Outcome) -> None:
+        env = outcome.envelope
+        qk = self.qkeys[outcome.queue]
+        attempt = (env.attempt if env else 0) + 1
+        now = time.time()
+        if outcome.reason:
+            error = reason_record(outcome.reason, str(outcome.exc), attempt)
+        else:
+            assert outcome.exc is not None
+            error = error_record(outcome.exc, attempt)
+        retry = outcome.retryable and env is not None and attempt <= env.retries
+        if env is not None:
+            env.attempt = attempt
+            payload = encode_envelope(env)
+        else:
+            payload = outcome.payload
+        if retry:
+            assert outcome.function is not None and env is not None
+            opts = outcome.function.default_options
+            when = now + backoff_delay(attempt, opts.backoff, opts.max_backoff)
+            mode, at, keep_result, result_ttl = "retry", when, b"", 0
+        else:
+            mode, at = "dead", now
+            result_ttl = env.result_ttl if env and env.result_ttl else 0
+            keep_result = encode({"error": error}) if result_ttl else b""
+        self._log_failure(outcome, error, retry, at - now)
+        argv = [
+            outcome.job_id, payload, encode(error), mode, int(at * 1000),
+            datetime.now(UTC).strftime("%Y-%m-%d"),
+            int((now - self.settings.dead_ttl) * 1000), self.settings.dead_max_jobs,
+            keep_result, result_ttl,
+        ]
+        keys = [qk.inflight(self.worker_id), qk.jobs, qk.state, qk.scheduled, qk.dead,
+                qk.errors, qk.stats, qk.result(outcome.job_id)]
+        for attempt_no in range(30):
+            try:
+                await SCRIPTS.fail.run_async(self.redis, keys, argv)
+                return
+            except RETRYABLE as exc:
+                log.warning("cannot record failure of job %s (%s); retrying",
+                            outcome.job_id, exc)
+                await asyncio.sleep(min(2.0, 0.1 * 2**attempt_no))
+
+    def _log_failure(self, o: Outcome, error: dict[str, Any], retry: bool, delay: float) -> None:
+        fields = {"job_id": o.job_id, "job": o.name, "queue": o.queue,
+                  "duration": round(o.duration, 6), "error": error["type"],
+                  "event": "retrying" if retry else "dead"}
+        if retry:
+            log.warning("job %s %s on %s failed in %.3f s (%s: %s); retry %d in %.1f s",
+                        o.job_id, o.name, o.queue, o.duration, error["type"], error["message"],
+                        error["attempt"], delay, extra=fields)
+        else:
+            log.error("job %s %s on %s failed in %.3f s (%s: %s); moved to the dead set",
+                      o.job_id, o.name, o.queue, o.duration, error["type"], error["message"],
+                      extra=fields)
+
+    # -- scheduled and retrying jobs ----------------------------------------------------
+
+    async def _schedule_loop(self) -> None:
+        interval = self.settings.schedule_poll_interval
+        while True:
+            try:
+                next_due = await promote_due(self.redis, list(self.qkeys.values()))
+            except RETRYABLE as exc:
+                log.warning("cannot promote scheduled jobs (%s)", exc)
+                next_due = None
+            delay = interval if next_due is None else min(interval, next_due - time.time())
+            # a little jitter keeps many workers from calling in lockstep
+            await asyncio.sleep(max(0.005, delay) * random.uniform(0.9, 1.0))
+
+    # -- signals ---------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        if not self.install_signals or threading.current_thread() is not threading.main_thread():
+            return
+        self.loop.add_signal_handler(signal.SIGTERM, self.request_stop, "SIGTERM")
+        self.loop.add_signal_handler(signal.SIGINT, self.request_stop, "SIGINT")
+        self.loop.add_signal_handler(signal.SIGTSTP, self.request_quiet)
+
+    def _remove_signal_handlers(self) -> None:
+        if not self.install_signals or threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGTSTP):
+            self.loop.remove_signal_handler(sig)
+
+    # -- for the heartbeat ---------------------------------------------------------------
+
+    def snapshot(self) -> list[tuple[str, str, float]]:
+        """(queue, job id, started) of the running jobs; safe to call from another thread."""
+        for _ in range(5):
+            try:
+                return [(r.queue, r.job_id, r.started) for r in list(self.running.values())]
+            except RuntimeError:  # resized while copied
+                continue
+        return []

@@ -1,0 +1,187 @@
+"""The supervisor: starts N worker processes and keeps them running.
+
+- imports the application once up front, so a broken import fails at start
+  with its traceback instead of in a restart loop;
+- restarts a worker process that dies, returning its in-flight jobs to
+  their queues at once (no need to wait for its heartbeat to expire);
+- restarts a process that exits to be recycled (memory limit, stuck job);
+- forwards signals: SIGTERM/SIGINT once for a graceful stop, twice for a
+  hard one; SIGTSTP to quiet every process.
+Worker processes run in their own session, so a Ctrl-C in the terminal
+reaches only the supervisor, which decides what the workers get.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from steep.connection import make_client
+from steep.keys import Keys
+from steep.settings import Settings
+from steep.worker.heartbeat import requeue_worker
+from steep.worker.process import EXIT_RECYCLE, QueueSpec, host_label
+
+log = logging.getLogger("steep.supervisor")
+
+# A process that dies this soon after starting counts toward a crash loop.
+EARLY_DEATH = 5.0
+MAX_EARLY_DEATHS = 5
+
+
+@dataclass
+class Child:
+    slot: int
+    worker_id: str
+    proc: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.monotonic)
+
+
+class Supervisor:
+    def __init__(
+        self,
+        modules: list[str],
+        queues: list[QueueSpec],
+        processes: int,
+        concurrency: int,
+        settings: Settings,
+        *,
+        max_memory_mb: float | None = None,
+        burst: bool = False,
+    ) -> None:
+        self.modules = modules
+        self.queues = queues
+        self.processes = processes
+        self.concurrency = concurrency
+        self.settings = settings
+        self.max_memory_mb = max_memory_mb
+        self.burst = burst
+        self.keys = Keys(settings.namespace)
+        self.children: dict[int, Child] = {}
+        self._signals: deque[int] = deque()
+        self._stopping = 0
+        self._early_deaths: deque[float] = deque(maxlen=MAX_EARLY_DEATHS)
+
+    def run(self) -> int:
+        for module in self.modules:
+            importlib.import_module(module)
+        self.client = make_client(self.settings)  # also starts the embedded server if needed
+        self.client.ping()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGTSTP):
+            signal.signal(sig, self._record_signal)
+        log.info("supervisor %d starting %d worker processes x %d concurrency on queues %s",
+                 os.getpid(), self.processes, self.concurrency,
+                 ",".join(q.name for q in self.queues))
+        try:
+            for slot in range(self.processes):
+                self._spawn(slot)
+            return self._watch()
+        finally:
+            for child in self.children.values():
+                if child.proc.poll() is None:
+                    child.proc.kill()
+            self.client.close()
+
+    def _record_signal(self, signum: int, frame: object) -> None:
+        # only record: the watch loop acts on it outside the handler
+        self._signals.append(signum)
+
+    def _spawn(self, slot: int) -> None:
+        worker_id = f"{host_label()}-{os.getpid()}.{slot}-{os.urandom(3).hex()}"
+        config = {
+            "modules": self.modules,
+            "queues": [[q.name, q.weight] for q in self.queues],
+            "concurrency": self.concurrency,
+            "worker_id": worker_id,
+            "max_memory_mb": self.max_memory_mb,
+            "burst": self.burst,
+            "log_level": self.settings.log_level,
+            "log_format": self.settings.log_format,
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "steep.worker.child", json.dumps(config)],
+            start_new_session=True,
+        )
+        self.children[slot] = Child(slot, worker_id, proc)
+        log.info("worker process %d started (slot %d, id %s)", proc.pid, slot, worker_id)
+
+    def _watch(self) -> int:
+        while True:
+            while self._signals:
+                self._act(self._signals.popleft())
+            for slot, child in list(self.children.items()):
+                code = child.proc.poll()
+                if code is not None:
+                    self._reap(slot, child, code)
+            if not self.children:
+                return 0
+            if self._crash_loop():
+                log.error("worker processes keep dying right after start; giving up")
+                self._forward(signal.SIGTERM)
+                self._stopping = max(self._stopping, 1)
+                self._wait_children(self.settings.shutdown_timeout + 5)
+                return 1
+            time.sleep(0.1)
+
+    def _act(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if signum == signal.SIGTSTP:
+            log.info("%s: quieting every worker process", name)
+            self._forward(signal.SIGTSTP)
+            return
+        self._stopping += 1
+        if self._stopping == 1:
+            log.info("%s: stopping gracefully (send again to stop at once)", name)
+        else:
+            log.warning("%s: stopping at once", name)
+        self._forward(signal.SIGTERM)
+
+    def _forward(self, signum: int) -> None:
+        for child in self.children.values():
+            if child.proc.poll() is None:
+                try:
+                    child.proc.send_signal(signum)
+                except ProcessLookupError:
+                    pass
+
+    def _reap(self, slot: int, child: Child, code: int) -> None:
+        del self.children[slot]
+        lived = time.monotonic() - child.started
+        # Its jobs (if any are left) go back now instead of after its heartbeat expires.
+        try:
+            moved = requeue_worker(self.client, self.keys, child.worker_id,
+                                   [q.name for q in self.queues])
+        except Exception as exc:  # the heartbeat reaper of any worker will do it later
+            log.warning("could not return the jobs of worker %s yet: %s", child.worker_id, exc)
+            moved = 0
+        if self._stopping or (self.burst and code == 0):
+            return
+        if code == EXIT_RECYCLE:
+            log.info("worker process %d recycled; starting a new one", child.proc.pid)
+        else:
+            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
+            log.error("worker process %d %s after %.1f s; %d in-flight jobs returned to their "
+                      "queues; restarting it", child.proc.pid, how, lived, moved)
+            if lived < EARLY_DEATH:
+                self._early_deaths.append(time.monotonic())
+        self._spawn(slot)
+
+    def _crash_loop(self) -> bool:
+        return (len(self._early_deaths) == MAX_EARLY_DEATHS
+                and self._early_deaths[-1] - self._early_deaths[0] < EARLY_DEATH * MAX_EARLY_DEATHS)
+
+    def _wait_children(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for child in self.children.values():
+            try:
+                child.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.proc.kill()

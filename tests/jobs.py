@@ -1,0 +1,138 @@
+"""Job functions used by the tests (importable by worker subprocesses as `tests.jobs`)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import time
+from datetime import date, datetime
+from decimal import Decimal
+from uuid import UUID
+
+from steep import current_job, job
+from steep.connection import get_async_client, get_client
+
+
+def mark(key: str, value: str) -> None:
+    get_client().rpush(f"test:{key}", value)
+
+
+@job(queue="default", result_ttl=60)
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@job(queue="default", result_ttl=60)
+async def async_add(a: int, b: int) -> int:
+    await asyncio.sleep(0)
+    return a + b
+
+
+@job(queue="default")
+def record(tag: str, i: int) -> None:
+    """Counts each run: test:runs:<tag> (all runs) and test:seen:<tag> (distinct i)."""
+    client = get_client()
+    pipe = client.pipeline(transaction=False)
+    pipe.incr(f"test:runs:{tag}")
+    pipe.sadd(f"test:seen:{tag}", i)
+    pipe.execute()
+
+
+@job(queue="default")
+def slow_record(tag: str, i: int, seconds: float) -> None:
+    time.sleep(seconds)
+    record(tag, i)
+
+
+@job(queue="default")
+async def async_record(tag: str, i: int, seconds: float = 0.0) -> None:
+    if seconds:
+        await asyncio.sleep(seconds)
+    client = get_async_client()
+    await client.incr(f"test:runs:{tag}")
+    await client.sadd(f"test:seen:{tag}", i)
+
+
+@job(queue="default", retries=3, backoff=0.05, result_ttl=60)
+def fails_then_succeeds(tag: str, failures: int) -> int:
+    ctx = current_job()
+    assert ctx is not None
+    mark(tag, f"attempt {ctx.attempt}")
+    if ctx.attempt <= failures:
+        raise ConnectionError(f"attempt {ctx.attempt} failed on purpose")
+    return ctx.attempt
+
+
+@job(queue="default", retries=2, backoff=0.05, result_ttl=60)
+def always_fails(tag: str) -> None:
+    ctx = current_job()
+    mark(tag, f"attempt {ctx.attempt if ctx else '?'}")
+    raise ValueError("this job always fails")
+
+
+class Permanent(Exception):
+    pass
+
+
+@job(queue="default", retries=5, backoff=0.05, retry_on=(ConnectionError,), result_ttl=60)
+def selective(tag: str, kind: str) -> None:
+    mark(tag, kind)
+    if kind == "transient":
+        raise ConnectionError("transient")
+    raise Permanent("permanent")
+
+
+@job(queue="default", timeout=0.3, retries=0, result_ttl=60)
+def sleeps_too_long_sync(seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:  # pure-Python loop: the injected timeout can land
+        time.sleep(0.01)
+    return "finished"
+
+
+@job(queue="default", timeout=0.3, retries=0, result_ttl=60)
+async def sleeps_too_long_async(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "finished"
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    when: datetime
+
+
+@job(queue="default", result_ttl=60)
+def typed(when: datetime, day: date, ident: UUID, amount: Decimal, point: Point) -> str:
+    assert isinstance(when, datetime) and isinstance(day, date)
+    assert isinstance(ident, UUID) and isinstance(amount, Decimal)
+    assert isinstance(point, Point) and isinstance(point.when, datetime)
+    return f"{when.isoformat()}|{day.isoformat()}|{ident}|{amount}|{point.x}"
+
+
+@job(queue="default", result_ttl=60)
+def returns_object() -> object:
+    return object()
+
+
+@job(queue="critical")
+def on_critical(tag: str, i: int) -> None:
+    mark(tag, f"critical {i}")
+
+
+@job(queue="low")
+def on_low(tag: str, i: int) -> None:
+    mark(tag, f"low {i}")
+
+
+@job(queue="default", result_ttl=60)
+def whoami() -> int:
+    return os.getpid()
+
+
+@job(queue="default")
+def hog_memory(mb: int, seconds: float) -> None:
+    blob = bytearray(mb * 1024 * 1024)
+    time.sleep(seconds)
+    del blob
