@@ -9,6 +9,7 @@ skipped there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -30,8 +31,12 @@ from steep.settings import Settings, configure, reset_settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
-             message: str = "condition") -> Any:
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    message: str = "condition",
+) -> Any:
     """Poll `predicate` until it returns something truthy, or fail after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
@@ -88,8 +93,13 @@ def server() -> Iterator[ServerHandle]:
 def settings(server: ServerHandle) -> Iterator[Settings]:
     reset_settings()
     connection.reset_clients()
-    s = configure(redis_url=server.url, heartbeat_interval=0.2, heartbeat_timeout=1.0,
-                  shutdown_timeout=5.0, schedule_poll_interval=0.1)
+    s = configure(
+        redis_url=server.url,
+        heartbeat_interval=0.2,
+        heartbeat_timeout=1.0,
+        shutdown_timeout=5.0,
+        schedule_poll_interval=0.1,
+    )
     yield s
     connection.reset_clients()
     reset_settings()
@@ -113,10 +123,12 @@ def run_worker(client: redis.Redis) -> Iterator[Callable[..., Any]]:
 
     started: list[tuple[WorkerProcess, threading.Thread]] = []
 
-    def run(queues: str = "default", concurrency: int = 10, burst: bool = True,
-            **kwargs: Any) -> WorkerProcess:
-        worker = WorkerProcess(parse_queues(queues), concurrency, burst=burst,
-                               install_signals=False, **kwargs)
+    def run(
+        queues: str = "default", concurrency: int = 10, burst: bool = True, **kwargs: Any
+    ) -> WorkerProcess:
+        worker = WorkerProcess(
+            parse_queues(queues), concurrency, burst=burst, install_signals=False, **kwargs
+        )
         if burst:
             worker.run()
             return worker
@@ -133,13 +145,26 @@ def run_worker(client: redis.Redis) -> Iterator[Callable[..., Any]]:
             thread.join(15)
 
 
+# Short heartbeats so recovery tests finish in seconds, not the production defaults.
+FAST_CONFIG = """
+heartbeat_interval = 0.2
+heartbeat_timeout = 1.5
+shutdown_timeout = 5.0
+schedule_poll_interval = 0.1
+"""
+
+
 class WorkerCLI:
     """`steep worker` as a real subprocess tree (supervisor + worker processes)."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "steep", *args], cwd=ROOT, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", "steep", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.output: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -147,8 +172,9 @@ class WorkerCLI:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line.decode(errors="replace"))
+        with self.proc.stdout:
+            for line in self.proc.stdout:
+                self.output.append(line.decode(errors="replace"))
 
     @property
     def text(self) -> str:
@@ -166,7 +192,20 @@ class WorkerCLI:
         self.proc.send_signal(sig)
 
     def wait(self, timeout: float = 30) -> int:
-        code = self.proc.wait(timeout)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            tail = "".join(self.output[-40:])
+            spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+            if os.path.exists(spy):
+                for pid in [self.proc.pid, *self.children()]:
+                    dump = subprocess.run(
+                        [spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30
+                    )
+                    tail += f"\n--- py-spy {pid}\n{dump.stdout}{dump.stderr}"
+            raise AssertionError(
+                f"worker did not exit within {timeout} s; its output:\n{tail}"
+            ) from None
         self._reader.join(5)
         return code
 
@@ -179,20 +218,29 @@ class WorkerCLI:
         except psutil.NoSuchProcess:
             return
         for p in procs:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 p.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
         self.proc.wait(10)
+        self._reader.join(5)
 
 
 @pytest.fixture
-def worker_cli(client: redis.Redis, server: ServerHandle) -> Iterator[Callable[..., WorkerCLI]]:
+def worker_cli(
+    client: redis.Redis, server: ServerHandle, tmp_path: Path
+) -> Iterator[Callable[..., WorkerCLI]]:
     started: list[WorkerCLI] = []
 
+    config = tmp_path / "steep.toml"
+    config.write_text(FAST_CONFIG)
+
     def start(*args: str, env: dict[str, str] | None = None) -> WorkerCLI:
-        full_env = {**os.environ, "STEEP_REDIS_URL": server.url, "PYTHONPATH": str(ROOT),
-                    **(env or {})}
+        full_env = {
+            **os.environ,
+            "STEEP_REDIS_URL": server.url,
+            "PYTHONPATH": str(ROOT),
+            "STEEP_CONFIG": str(config),
+            **(env or {}),
+        }
         cli = WorkerCLI(list(args), full_env)
         started.append(cli)
         return cli

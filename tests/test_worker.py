@@ -39,7 +39,7 @@ def test_result_blocks_until_the_job_finishes(client, run_worker):
 
 def test_result_timeout(client):
     handle = jobs.add.enqueue(1, 1)
-    with pytest.raises(TimeoutError, match="did not finish within 0.2 s"):
+    with pytest.raises(TimeoutError, match=r"did not finish within 0\.2 s"):
         handle.result(timeout=0.2)
 
 
@@ -53,11 +53,11 @@ def test_job_without_result_ttl_leaves_no_record(client, run_worker):
 def test_typed_arguments_are_restored(client, run_worker):
     when = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
     ident = uuid.UUID("12345678-1234-5678-1234-567812345678")
-    handle = jobs.typed.enqueue(when, date(2026, 5, 6), ident, Decimal("1.10"),
-                                jobs.Point(4, when))
+    handle = jobs.typed.enqueue(when, date(2026, 5, 6), ident, Decimal("1.10"), jobs.Point(4, when))
     run_worker()
     assert handle.result(timeout=1) == (
-        "2026-05-06T07:08:09+00:00|2026-05-06|12345678-1234-5678-1234-567812345678|1.10|4")
+        "2026-05-06T07:08:09+00:00|2026-05-06|12345678-1234-5678-1234-567812345678|1.10|4"
+    )
 
 
 def test_many_jobs_all_run_exactly_once_with_one_worker(client, run_worker):
@@ -106,8 +106,9 @@ def test_lone_job_on_idle_worker_starts_at_once(client, run_worker):
 def test_unknown_job_name_goes_to_dead_set(client, run_worker):
     qk = get_keys().queue("default")
     env = Envelope(id="unknown1", name="nowhere.missing", queue="default", args=[1])
-    SCRIPTS.enqueue(client, [qk.queued, qk.jobs, qk.state, qk.scheduled],
-                    ["unknown1", encode_envelope(env), 0])
+    SCRIPTS.enqueue(
+        client, [qk.queued, qk.jobs, qk.state, qk.scheduled], ["unknown1", encode_envelope(env), 0]
+    )
     ok = jobs.add.enqueue(1, 1)
     run_worker()
     assert ok.result(timeout=1) == 2  # the worker kept going
@@ -119,8 +120,9 @@ def test_unknown_job_name_goes_to_dead_set(client, run_worker):
 
 def test_undecodable_payload_goes_to_dead_set(client, run_worker):
     qk = get_keys().queue("default")
-    SCRIPTS.enqueue(client, [qk.queued, qk.jobs, qk.state, qk.scheduled],
-                    ["garbage1", b"\x00not json{", 0])
+    SCRIPTS.enqueue(
+        client, [qk.queued, qk.jobs, qk.state, qk.scheduled], ["garbage1", b"\x00not json{", 0]
+    )
     ok = jobs.add.enqueue(2, 2)
     run_worker()
     assert ok.result(timeout=1) == 4
@@ -132,12 +134,20 @@ def test_undecodable_payload_goes_to_dead_set(client, run_worker):
 def test_argument_mismatch_goes_to_dead_set(client, run_worker):
     qk = get_keys().queue("default")
     env = Envelope(id="mismatch1", name="tests.jobs.add", queue="default", args=[1, 2, 3])
-    SCRIPTS.enqueue(client, [qk.queued, qk.jobs, qk.state, qk.scheduled],
-                    ["mismatch1", encode_envelope(env), 0])
-    wrong_type = Envelope(id="mismatch2", name="tests.jobs.typed", queue="default",
-                          args=["not a date", "x", "y", "z", {}])
-    SCRIPTS.enqueue(client, [qk.queued, qk.jobs, qk.state, qk.scheduled],
-                    ["mismatch2", encode_envelope(wrong_type), 0])
+    SCRIPTS.enqueue(
+        client, [qk.queued, qk.jobs, qk.state, qk.scheduled], ["mismatch1", encode_envelope(env), 0]
+    )
+    wrong_type = Envelope(
+        id="mismatch2",
+        name="tests.jobs.typed",
+        queue="default",
+        args=["not a date", "x", "y", "z", {}],
+    )
+    SCRIPTS.enqueue(
+        client,
+        [qk.queued, qk.jobs, qk.state, qk.scheduled],
+        ["mismatch2", encode_envelope(wrong_type), 0],
+    )
     run_worker()
     for job_id in ("mismatch1", "mismatch2"):
         assert client.zscore(qk.dead, job_id) is not None
@@ -156,7 +166,10 @@ def test_current_job_and_attempts(client, run_worker):
     run_worker()
     assert handle.result(timeout=1) == 3
     assert [x.decode() for x in client.lrange("test:attempts", 0, -1)] == [
-        "attempt 1", "attempt 2", "attempt 3"]
+        "attempt 1",
+        "attempt 2",
+        "attempt 3",
+    ]
 
 
 def test_pid_of_in_process_worker(client, run_worker):
@@ -174,5 +187,7 @@ def test_heartbeat_registers_and_unregisters(client, run_worker):
     info = client.hgetall(keys.worker(worker.worker_id))
     assert info[b"concurrency"] == b"10"
     worker.threadsafe(worker.request_stop)
-    wait_for(lambda: client.zscore(keys.workers, worker.worker_id) is None,
-             message="worker to unregister")
+    wait_for(
+        lambda: client.zscore(keys.workers, worker.worker_id) is None,
+        message="worker to unregister",
+    )

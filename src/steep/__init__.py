@@ -1,11 +1,11 @@
 """steep: background jobs on Redis/Valkey that never lose work.
 
-    from steep import job
+from steep import job
 
-    @job(queue="default", retries=5, timeout=30)
-    def send_report(user_id: int) -> str: ...
+@job(queue="default", retries=5, timeout=30)
+def send_report(user_id: int) -> str: ...
 
-    send_report.enqueue(42)
+send_report.enqueue(42)
 """
 
 from steep.context import JobContext, current_job

@@ -34,10 +34,16 @@ class SteepGroup(click.Group):
 
 
 @click.group(cls=SteepGroup)
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"],
-              case_sensitive=False), help="Log level (default from settings: info).")
-@click.option("--log-format", type=click.Choice(["text", "json"]),
-              help="Log lines as text, or JSON for log shippers.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    help="Log level (default from settings: info).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Log lines as text, or JSON for log shippers.",
+)
 @click.version_option(package_name="steep")
 def main(log_level: str | None, log_format: str | None) -> None:
     """steep: background jobs on Redis/Valkey that never lose work."""
@@ -54,17 +60,38 @@ def main(log_level: str | None, log_format: str | None) -> None:
 
 @main.command()
 @click.argument("modules", nargs=-1, required=True)
-@click.option("-q", "--queues", default=None,
-              help="Queues in priority order (a,b,c) or weighted (a:5,b:2). Default from settings.")
-@click.option("-p", "--processes", type=int, default=None,
-              help="Worker processes (default: one per CPU core).")
-@click.option("-c", "--concurrency", type=int, default=None,
-              help="Jobs at once per process (default 10).")
-@click.option("--max-memory", type=float, default=None, metavar="MB",
-              help="Recycle a process gracefully once its memory exceeds this.")
+@click.option(
+    "-q",
+    "--queues",
+    default=None,
+    help="Queues in priority order (a,b,c) or weighted (a:5,b:2). Default from settings.",
+)
+@click.option(
+    "-p",
+    "--processes",
+    type=int,
+    default=None,
+    help="Worker processes (default: one per CPU core).",
+)
+@click.option(
+    "-c", "--concurrency", type=int, default=None, help="Jobs at once per process (default 10)."
+)
+@click.option(
+    "--max-memory",
+    type=float,
+    default=None,
+    metavar="MB",
+    help="Recycle a process gracefully once its memory exceeds this.",
+)
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
-def worker(modules: tuple[str, ...], queues: str | None, processes: int | None,
-           concurrency: int | None, max_memory: float | None, burst: bool) -> None:
+def worker(
+    modules: tuple[str, ...],
+    queues: str | None,
+    processes: int | None,
+    concurrency: int | None,
+    max_memory: float | None,
+    burst: bool,
+) -> None:
     """Run worker processes for the jobs defined in MODULES (e.g. app.jobs)."""
     from steep.worker import Supervisor, parse_queues
 
@@ -78,13 +105,16 @@ def worker(modules: tuple[str, ...], queues: str | None, processes: int | None,
     conc = concurrency or settings.concurrency
     if procs < 1 or conc < 1:
         _fail("--processes and --concurrency must be at least 1")
-    supervisor = Supervisor(list(modules), specs, procs, conc, settings,
-                            max_memory_mb=max_memory, burst=burst)
+    supervisor = Supervisor(
+        list(modules), specs, procs, conc, settings, max_memory_mb=max_memory, burst=burst
+    )
     try:
         code = supervisor.run()
     except ModuleNotFoundError as exc:
-        _fail(f"cannot import {exc.name!r}: {exc} (run from your project directory, "
-              "or set PYTHONPATH)")
+        _fail(
+            f"cannot import {exc.name!r}: {exc} (run from your project directory, "
+            "or set PYTHONPATH)"
+        )
     sys.exit(code)
 
 
@@ -97,8 +127,10 @@ def server(stop: bool, show_status: bool) -> None:
 
     settings = get_settings()
     if settings.redis_url:
-        _fail(f"STEEP_REDIS_URL is set ({redacted_url(settings.redis_url)}): "
-              "steep uses that server, not an embedded one")
+        _fail(
+            f"STEEP_REDIS_URL is set ({redacted_url(settings.redis_url)}): "
+            "steep uses that server, not an embedded one"
+        )
     if stop:
         stopped = embedded.stop_server(settings)
         console.print("stopped" if stopped else "no embedded server was running")
@@ -116,10 +148,21 @@ def server(stop: bool, show_status: bool) -> None:
 @click.option("--kwargs", "kwargs_json", default=None, help="Keyword arguments as a JSON object.")
 @click.option("--queue", default=None, help="Override the job's queue.")
 @click.option("--in", "delay", type=float, default=None, help="Run in this many seconds.")
-@click.option("--wait", type=float, default=None, metavar="SECONDS",
-              help="Wait for the result (enqueues with a result_ttl of one hour).")
-def enqueue(name: str, args: tuple[str, ...], kwargs_json: str | None, queue: str | None,
-            delay: float | None, wait: float | None) -> None:
+@click.option(
+    "--wait",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Wait for the result (enqueues with a result_ttl of one hour).",
+)
+def enqueue(
+    name: str,
+    args: tuple[str, ...],
+    kwargs_json: str | None,
+    queue: str | None,
+    delay: float | None,
+    wait: float | None,
+) -> None:
     """Enqueue job NAME (e.g. app.jobs.send_report) with ARGS given as JSON values."""
     from steep.errors import JobFailed, UnknownJob
     from steep.registry import import_job
@@ -134,8 +177,7 @@ def enqueue(name: str, args: tuple[str, ...], kwargs_json: str | None, queue: st
         try:
             values.append(json.loads(text))
         except json.JSONDecodeError:
-            _fail(f"argument {i + 1} is not valid JSON: {text!r} "
-                  "(strings need quotes: '\"text\"')")
+            _fail(f"argument {i + 1} is not valid JSON: {text!r} (strings need quotes: '\"text\"')")
     kwargs = {}
     if kwargs_json:
         try:
@@ -151,8 +193,11 @@ def enqueue(name: str, args: tuple[str, ...], kwargs_json: str | None, queue: st
         overrides["result_ttl"] = 3600
     bound = fn.options(**overrides)
     try:
-        handle = (bound.enqueue_in(delay, *values, **kwargs) if delay
-                  else bound.enqueue(*values, **kwargs))
+        handle = (
+            bound.enqueue_in(delay, *values, **kwargs)
+            if delay
+            else bound.enqueue(*values, **kwargs)
+        )
     except TypeError as exc:
         _fail(str(exc))
     console.print(f"enqueued {handle.id} ({fn.name} on queue {handle.queue})", highlight=False)
@@ -192,23 +237,40 @@ def status(as_json: bool) -> None:
     for col in ("queue", "waiting", "oldest", "scheduled", "dead", "processed", "failed", ""):
         q.add_column(col, justify="left" if col in ("queue", "") else "right")
     for info in data["queues"]:
-        q.add_row(info["name"], str(info["size"]), _age(info["oldest_age"]), str(info["scheduled"]),
-                  str(info["dead"]), str(info["processed"]), str(info["failed"]),
-                  "paused" if info["paused"] else "")
+        q.add_row(
+            info["name"],
+            str(info["size"]),
+            _age(info["oldest_age"]),
+            str(info["scheduled"]),
+            str(info["dead"]),
+            str(info["processed"]),
+            str(info["failed"]),
+            "paused" if info["paused"] else "",
+        )
     console.print(q)
     w = Table(title="Workers", title_justify="left")
     for col in ("worker", "queues", "busy", "processed", "failed", "memory", "up", "last beat"):
         w.add_column(col, justify="left" if col in ("worker", "queues") else "right")
     now = time.time()
     for info in data["workers"]:
-        w.add_row(info["id"], ",".join(info["queues"]), f"{info['busy']}/{info['concurrency']}",
-                  str(info["processed"]), str(info["failed"]), f"{info['rss'] / 1048576:.0f} MiB",
-                  _age(now - info["started"]), _age(now - info["last_beat"]) + " ago")
+        w.add_row(
+            info["id"],
+            ",".join(info["queues"]),
+            f"{info['busy']}/{info['concurrency']}",
+            str(info["processed"]),
+            str(info["failed"]),
+            f"{info['rss'] / 1048576:.0f} MiB",
+            _age(now - info["started"]),
+            _age(now - info["last_beat"]) + " ago",
+        )
     console.print(w)
     t = data["totals"]
-    console.print(f"processed {t['processed']}  failed {t['failed']}  queued {t['queued']}  "
-                  f"scheduled {t['scheduled']}  dead {t['dead']}  workers {t['workers']}  "
-                  f"busy {t['busy']}", highlight=False)
+    console.print(
+        f"processed {t['processed']}  failed {t['failed']}  queued {t['queued']}  "
+        f"scheduled {t['scheduled']}  dead {t['dead']}  workers {t['workers']}  "
+        f"busy {t['busy']}",
+        highlight=False,
+    )
 
 
 @main.command()

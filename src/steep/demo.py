@@ -106,8 +106,10 @@ def run_demo(count: int, *, keep_server: bool, console: Console) -> int:
         was_running = embedded.server_info(settings) is not None
         socket_path = embedded.ensure_server(settings)
         started_server = not was_running
-        console.print(f"[bold]Valkey[/] {'started' if started_server else 'attached'} "
-                      f"(embedded, data in {settings.data_dir}, socket {socket_path})")
+        console.print(
+            f"[bold]Valkey[/] {'started' if started_server else 'attached'} "
+            f"(embedded, data in {settings.data_dir}, socket {socket_path})"
+        )
     else:
         from steep.settings import redacted_url
 
@@ -116,9 +118,23 @@ def run_demo(count: int, *, keep_server: bool, console: Console) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "steep", "--log-level", "info", "worker", "steep.demo",
-             "-q", QUEUE, "-p", "2", "-c", "8"],
-            stdout=log_file, stderr=log_file,
+            [
+                sys.executable,
+                "-m",
+                "steep",
+                "--log-level",
+                "info",
+                "worker",
+                "steep.demo",
+                "-q",
+                QUEUE,
+                "-p",
+                "2",
+                "-c",
+                "8",
+            ],
+            stdout=log_file,
+            stderr=log_file,
         )
     console.print(f"[bold]Worker[/] started: 2 processes x 8 jobs at once (log: {log_path})")
     try:
@@ -139,8 +155,13 @@ def _run(count: int, console: Console, worker: subprocess.Popen[bytes]) -> int:
     samples = _enqueue_samples(count)
     console.print(f"Enqueued {len(samples)} jobs in {(time.monotonic() - started) * 1000:.0f} ms")
     settled = {JobStatus.SUCCEEDED, JobStatus.DEAD}
-    with Progress(TextColumn("[bold]running jobs"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        TextColumn("[bold]running jobs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         bar = progress.add_task("jobs", total=len(samples))
         deadline = time.monotonic() + 60
         while True:
@@ -166,11 +187,18 @@ def _run(count: int, console: Console, worker: subprocess.Popen[bytes]) -> int:
     for kind, rows in by_kind.items():
         counts = Counter(st for _, st in rows)
         example = _example(rows[-1][0].job)
-        table.add_row(kind, str(len(rows)), str(counts[JobStatus.SUCCEEDED]),
-                      str(counts[JobStatus.DEAD]), example)
+        table.add_row(
+            kind,
+            str(len(rows)),
+            str(counts[JobStatus.SUCCEEDED]),
+            str(counts[JobStatus.DEAD]),
+            example,
+        )
     console.print(table)
-    console.print("Inspect it yourself: [bold]steep status[/] (run `steep server` first to keep "
-                  "the embedded server up), or point STEEP_REDIS_URL at your Redis.")
+    console.print(
+        "Inspect it yourself: [bold]steep status[/] (run `steep server` first to keep "
+        "the embedded server up), or point STEEP_REDIS_URL at your Redis."
+    )
     return 0
 
 
@@ -184,4 +212,3 @@ def _example(handle: Job) -> str:
     except TimeoutError:
         return "-"
     return repr(value)[:60]
-

@@ -71,11 +71,18 @@ def queues(client: redis.Redis | None = None) -> list[QueueInfo]:
     for i, name in enumerate(names):
         size, scheduled, dead, _, paused, (processed, failed) = raw[i * 6 : i * 6 + 6]
         enqueued = oldest.get(name)
-        out.append(QueueInfo(
-            name, size, scheduled, dead,
-            None if enqueued is None else max(0.0, time.time() - enqueued),
-            bool(paused), int(processed or 0), int(failed or 0),
-        ))
+        out.append(
+            QueueInfo(
+                name,
+                size,
+                scheduled,
+                dead,
+                None if enqueued is None else max(0.0, time.time() - enqueued),
+                bool(paused),
+                int(processed or 0),
+                int(failed or 0),
+            )
+        )
     return out
 
 
@@ -105,22 +112,26 @@ def workers(client: redis.Redis | None = None) -> list[WorkerInfo]:
     out = []
     for (worker_id, beat_ms), info in zip(entries, pipe.execute(), strict=True):
         h = {k.decode(): v.decode() for k, v in info.items()}
-        out.append(WorkerInfo(
-            id=worker_id.decode(),
-            host=h.get("host", "?"),
-            pid=int(h.get("pid", 0)),
-            queues=json.loads(h.get("queues", "[]")),
-            concurrency=int(h.get("concurrency", 0)),
-            started=float(h.get("started", 0)),
-            last_beat=beat_ms / 1000,
-            busy=int(h.get("busy", 0)),
-            rss=int(h.get("rss", 0)),
-            processed=int(h.get("processed", 0)),
-            failed=int(h.get("failed", 0)),
-            quiet=h.get("quiet") == "1",
-            running=[{"queue": q, "id": j, "started": s}
-                     for q, j, s in json.loads(h.get("running", "[]"))],
-        ))
+        out.append(
+            WorkerInfo(
+                id=worker_id.decode(),
+                host=h.get("host", "?"),
+                pid=int(h.get("pid", 0)),
+                queues=json.loads(h.get("queues", "[]")),
+                concurrency=int(h.get("concurrency", 0)),
+                started=float(h.get("started", 0)),
+                last_beat=beat_ms / 1000,
+                busy=int(h.get("busy", 0)),
+                rss=int(h.get("rss", 0)),
+                processed=int(h.get("processed", 0)),
+                failed=int(h.get("failed", 0)),
+                quiet=h.get("quiet") == "1",
+                running=[
+                    {"queue": q, "id": j, "started": s}
+                    for q, j, s in json.loads(h.get("running", "[]"))
+                ],
+            )
+        )
     return out
 
 

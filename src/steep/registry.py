@@ -79,15 +79,15 @@ class JobFunction(Generic[P, R]):
     def enqueue_at(self, when: datetime, *args: P.args, **kwargs: P.kwargs) -> Job:
         return BoundJob(self, self.default_options).enqueue_at(when, *args, **kwargs)
 
-    def enqueue_many(self, calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict]]) -> list[Job]:
+    def enqueue_many(
+        self, calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict]]
+    ) -> list[Job]:
         return BoundJob(self, self.default_options).enqueue_many(calls)
 
     async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         return await BoundJob(self, self.default_options).aenqueue(*args, **kwargs)
 
-    async def aenqueue_in(
-        self, delay: float | timedelta, *args: P.args, **kwargs: P.kwargs
-    ) -> Job:
+    async def aenqueue_in(self, delay: float | timedelta, *args: P.args, **kwargs: P.kwargs) -> Job:
         return await BoundJob(self, self.default_options).aenqueue_in(delay, *args, **kwargs)
 
     async def aenqueue_at(self, when: datetime, *args: P.args, **kwargs: P.kwargs) -> Job:
@@ -172,7 +172,9 @@ class BoundJob(Generic[P, R]):
 
         return client.enqueue(self.function.name, self.opts, args, kwargs, at=client.due(when))
 
-    def enqueue_many(self, calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict]]) -> list[Job]:
+    def enqueue_many(
+        self, calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict]]
+    ) -> list[Job]:
         from steep import client
 
         return client.enqueue_many(self.function.name, self.opts, calls)
@@ -182,9 +184,7 @@ class BoundJob(Generic[P, R]):
 
         return await client.aenqueue(self.function.name, self.opts, args, kwargs)
 
-    async def aenqueue_in(
-        self, delay: float | timedelta, *args: P.args, **kwargs: P.kwargs
-    ) -> Job:
+    async def aenqueue_in(self, delay: float | timedelta, *args: P.args, **kwargs: P.kwargs) -> Job:
         from steep import client
 
         at = client.due(delay)

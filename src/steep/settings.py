@@ -22,15 +22,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENVIRONMENTS", "ConfigError", "Settings", "configure", "get_settings",
-           "load_settings", "redacted_url", "reset_settings"]
+__all__ = [
+    "ENVIRONMENTS",
+    "ConfigError",
+    "Settings",
+    "configure",
+    "get_settings",
+    "load_settings",
+    "redacted_url",
+    "reset_settings",
+]
 
 ENVIRONMENTS = ("development", "staging", "production")
 CONFIG_FILE = "steep.toml"
-_ENV_VARS = {f"STEEP_{key.upper()}": key
-             for key in ("redis_url", "data_dir", "namespace", "log_level", "log_format")}
-_TYPE_NAMES = {bool: "boolean", str: "string", int: "integer", float: "float",
-               list: "array", tuple: "array", dict: "table"}
+_ENV_VARS = {
+    f"STEEP_{key.upper()}": key
+    for key in ("redis_url", "data_dir", "namespace", "log_level", "log_format")
+}
+_TYPE_NAMES = {
+    bool: "boolean",
+    str: "string",
+    int: "integer",
+    float: "float",
+    list: "array",
+    tuple: "array",
+    dict: "table",
+}
 
 
 class ConfigError(Exception):
@@ -140,8 +157,10 @@ def _must(key: str, exc: _Invalid) -> str:
 def _heartbeat_problem(interval: float, timeout: float) -> str | None:
     if timeout > interval:
         return None
-    return (f"'heartbeat_timeout' ({timeout:g}) must be greater than "
-            f"'heartbeat_interval' ({interval:g})")
+    return (
+        f"'heartbeat_timeout' ({timeout:g}) must be greater than "
+        f"'heartbeat_interval' ({interval:g})"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,12 +197,20 @@ class Settings:
         if problem := _heartbeat_problem(self.heartbeat_interval, self.heartbeat_timeout):
             raise ConfigError(f"Settings: {problem}")
 
+    def __repr__(self) -> str:
+        # Settings end up in logs and tracebacks; the password in redis_url must not.
+        shown = {key: getattr(self, key) for key in _CHECKS}
+        shown["redis_url"] = self.redis_url and redacted_url(self.redis_url)
+        return f"Settings({', '.join(f'{key}={value!r}' for key, value in shown.items())})"
+
 
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(Settings)}
 
 
-def _did_you_mean(word: str, candidates: tuple[str, ...], form: str = "'{}'") -> str:
-    match = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+def _did_you_mean(
+    word: str, candidates: tuple[str, ...], form: str = "'{}'", cutoff: float = 0.6
+) -> str:
+    match = difflib.get_close_matches(word, candidates, n=1, cutoff=cutoff)
     return f" (did you mean {form.format(match[0])}?)" if match else ""
 
 
@@ -195,37 +222,33 @@ _ASSIGN_RE = re.compile(rf"\s*({_DOTTED})\s*=")
 
 
 def _split_key(dotted: str) -> tuple[str, ...]:
-    return tuple(json.loads(token) if token[0] == '"' else token.strip("'")
-                 for token in re.findall(_KEY, dotted))
+    return tuple(
+        json.loads(token) if token[0] == '"' else token.strip("'")
+        for token in re.findall(_KEY, dotted)
+    )
 
 
-def _key_lines(text: str) -> tuple[dict[tuple[str, ...], int], int | None]:
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     """Map each table header and key (as a full dotted path) to its 1-based line.
 
-    tomllib gives values but no positions, so positions come from this scan; it also
-    returns the line of the first repeated key, which tomllib places at end of document.
+    tomllib gives values but no positions; this scan of the text supplies them.
     """
     lines: dict[tuple[str, ...], int] = {}
-    duplicate: int | None = None
     table: tuple[str, ...] = ()
-    in_string: str | None = None
-    in_array_table = False  # keys legitimately repeat once per [[element]]
+    in_string: str | None = None  # inside a multi-line string, `key = ` lines are text
     for number, line in enumerate(text.splitlines(), start=1):
         if in_string:
             in_string = None if line.count(in_string) % 2 else in_string
             continue
         if match := _ARRAY_TABLE_RE.match(line) or _TABLE_RE.match(line):
             table = path = _split_key(match[1])
-            in_array_table = match.re is _ARRAY_TABLE_RE
         elif match := _ASSIGN_RE.match(line):
             path = table + _split_key(match[1])
         else:
             continue
-        if path in lines and duplicate is None and not in_array_table:
-            duplicate = number
         lines.setdefault(path, number)
         in_string = next((q for q in ('"""', "'''") if line.count(q) % 2), None)
-    return lines, duplicate
+    return lines
 
 
 def _toml_error(shown: str, text: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
@@ -235,8 +258,7 @@ def _toml_error(shown: str, text: str, exc: tomllib.TOMLDecodeError) -> ConfigEr
         message = f"{message[: match.start()]} (column {match[2]})"
     elif message.endswith("(at end of document)"):
         message = message.removesuffix("(at end of document)").rstrip()
-        duplicate = _key_lines(text)[1] if message.startswith("Cannot overwrite") else None
-        line = duplicate or max(1, len(text.splitlines()))
+        line = max(1, len(text.splitlines()))
     where = f"{shown}:{line}" if line else shown
     return ConfigError(f"{where}: invalid TOML: {message[:1].lower()}{message[1:]}")
 
@@ -247,16 +269,18 @@ class _FileReader:
     def __init__(self, path: Path, shown: str) -> None:
         self.path, self.shown = path, shown
         try:
-            text = path.read_bytes().decode("utf-8")
+            raw = path.read_bytes()
+            text = raw.decode("utf-8")
         except OSError as exc:
             raise ConfigError(f"{shown}: cannot read: {exc.strerror or exc}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{shown}: invalid TOML: not UTF-8 text") from None
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise ConfigError(f"{shown}:{line}: invalid TOML: not UTF-8 text") from None
         try:
             self.doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise _toml_error(shown, text, exc) from None
-        self.lines = _key_lines(text)[0]
+        self.lines = _key_lines(text)
 
     def where(self, *path: str) -> str:
         # A key inside an inline table has no line of its own: use the table's.
@@ -276,7 +300,12 @@ class _FileReader:
             elif table and key == "env":
                 raise ConfigError(f"{where}: 'env' cannot be set{inside}; use STEEP_ENV")
             elif key not in _CHECKS and isinstance(value, dict):
-                hint = "" if table else _did_you_mean(key, ENVIRONMENTS, "[{}]")
+                hint = (
+                    ""
+                    if table
+                    else _did_you_mean(key, ENVIRONMENTS, "[{}]", cutoff=0.5)
+                    or " (the tables are [development], [staging] and [production])"
+                )
                 raise ConfigError(f"{where}: unknown table [{'.'.join((*table, key))}]{hint}")
             elif key not in _CHECKS:
                 hint = _did_you_mean(key, FIELDS)
@@ -298,8 +327,9 @@ class _FileReader:
         # Every environment is checked, so a bad [production] fails on a laptop, not on deploy.
         for name, table in tables.items():
             merged = {**_DEFAULTS, **top, **table}
-            if problem := _heartbeat_problem(merged["heartbeat_interval"],
-                                             merged["heartbeat_timeout"]):
+            if problem := _heartbeat_problem(
+                merged["heartbeat_interval"], merged["heartbeat_timeout"]
+            ):
                 beats = ("heartbeat_timeout", "heartbeat_interval")
                 key = next((k for k in beats if k in table), None)
                 scope, suffix = ((name,), f" in [{name}]") if key else ((), "")

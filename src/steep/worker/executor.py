@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,6 +23,8 @@ from steep.context import JobContext, _current
 from steep.errors import JobTimeout, UnknownJob
 from steep.job import Envelope, decode_envelope
 from steep.registry import JobFunction, lookup
+
+log = logging.getLogger("steep.worker")
 
 # How long a thread gets to honour an injected JobTimeout before the process
 # is recycled around it.
@@ -52,9 +55,7 @@ class Outcome:
     def retryable(self) -> bool:
         if self.reason or self.function is None or self.exc is None:
             return False
-        return isinstance(self.exc, self.function.default_options.retry_on) or isinstance(
-            self.exc, JobTimeout
-        )
+        return isinstance(self.exc, (self.function.default_options.retry_on, JobTimeout))
 
 
 class _ThreadCall:
@@ -121,15 +122,34 @@ class Executor:
         try:
             args, kwargs = function.bind(envelope.args, envelope.kwargs)
         except (TypeError, msgspec.ValidationError) as exc:
-            outcome.exc = TypeError(f"arguments do not match {envelope.name}{function.signature}: {exc}")
+            outcome.exc = TypeError(
+                f"arguments do not match {envelope.name}{function.signature}: {exc}"
+            )
             outcome.reason = "ArgumentMismatch"
             return outcome
         ctx = JobContext(job_id, envelope.name, queue, envelope.attempt + 1, self.worker_id)
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "job %s %s on %s started (attempt %d)",
+                job_id,
+                envelope.name,
+                queue,
+                ctx.attempt,
+                extra={
+                    "job_id": job_id,
+                    "job": envelope.name,
+                    "queue": queue,
+                    "attempt": ctx.attempt,
+                    "event": "started",
+                },
+            )
         try:
             if function.is_async:
                 outcome.value = await self._run_async(function, args, kwargs, ctx, envelope.timeout)
             else:
-                outcome.value = await self._run_thread(function, args, kwargs, ctx, envelope.timeout, outcome)
+                outcome.value = await self._run_thread(
+                    function, args, kwargs, ctx, envelope.timeout, outcome
+                )
             outcome.ok = True
         except asyncio.CancelledError:
             raise
@@ -158,7 +178,9 @@ class Executor:
                     return await function.fn(*args, **kwargs)
             except TimeoutError:
                 if cm.expired():
-                    raise JobTimeout(f"{ctx.name} ran longer than its timeout of {timeout} s") from None
+                    raise JobTimeout(
+                        f"{ctx.name} ran longer than its timeout of {timeout} s"
+                    ) from None
                 raise
         finally:
             _current.reset(token)

@@ -63,8 +63,9 @@ def reap_expired(client: redis.Redis, keys: Keys, timeout: float) -> dict[str, i
         worker_id = raw.decode()
         moved = requeue_worker(client, keys, worker_id, worker_queues(client, keys, worker_id))
         reaped[worker_id] = moved
-        log.warning("worker %s stopped sending heartbeats; returned its %d in-flight jobs",
-                    worker_id, moved)
+        log.warning(
+            "worker %s stopped sending heartbeats; returned its %d in-flight jobs", worker_id, moved
+        )
     return reaped
 
 
@@ -105,8 +106,10 @@ class Heartbeat(threading.Thread):
         try:
             pipe = self.client.pipeline(transaction=False)
             pipe.zrem(self.keys.workers, self.process.worker_id)
-            pipe.delete(self.keys.worker(self.process.worker_id),
-                        self.keys.worker_signals(self.process.worker_id))
+            pipe.delete(
+                self.keys.worker(self.process.worker_id),
+                self.keys.worker_signals(self.process.worker_id),
+            )
             pipe.execute()
         except RETRYABLE as exc:
             log.warning("could not unregister worker %s: %s", self.process.worker_id, exc)
@@ -129,15 +132,18 @@ class Heartbeat(threading.Thread):
         running = p.snapshot()
         pipe = self.client.pipeline(transaction=False)
         pipe.zadd(self.keys.workers, {p.worker_id: int(time.time() * 1000)})
-        pipe.hset(self.keys.worker(p.worker_id), mapping={
-            "beat": time.time(),
-            "rss": rss,
-            "busy": len(running),
-            "processed": p.processed,
-            "failed": p.failed,
-            "quiet": int(p._quiet),
-            "running": json.dumps([[q, j, s] for q, j, s in running]),
-        })
+        pipe.hset(
+            self.keys.worker(p.worker_id),
+            mapping={
+                "beat": time.time(),
+                "rss": rss,
+                "busy": len(running),
+                "processed": p.processed,
+                "failed": p.failed,
+                "quiet": int(p._quiet),
+                "running": json.dumps([[q, j, s] for q, j, s in running]),
+            },
+        )
         pipe.lpop(self.keys.worker_signals(p.worker_id), 10)
         signals = pipe.execute()[-1] or []
         for raw in signals:
@@ -147,9 +153,10 @@ class Heartbeat(threading.Thread):
             self._last_reconcile = time.monotonic()
             self.reconcile({job_id for _, job_id, _ in running})
         if p.max_memory_mb and rss > p.max_memory_mb * 1024 * 1024:
-            p.threadsafe(p.request_recycle,
-                         f"memory {rss / 1048576:.0f} MiB is over the limit of "
-                         f"{p.max_memory_mb:.0f} MiB")
+            p.threadsafe(
+                p.request_recycle,
+                f"memory {rss / 1048576:.0f} MiB is over the limit of {p.max_memory_mb:.0f} MiB",
+            )
         if p.supervised and os.getppid() != self._parent:
             p.threadsafe(p.request_stop, "the supervisor is gone")
 
@@ -178,6 +185,7 @@ class Heartbeat(threading.Thread):
         self._suspects = suspects - strays
         for name, job_id in strays:
             qk = p.qkeys[name]
-            SCRIPTS.requeue(self.client, [qk.inflight(p.worker_id), qk.queued, qk.state, qk.jobs],
-                            [job_id])
+            SCRIPTS.requeue(
+                self.client, [qk.inflight(p.worker_id), qk.queued, qk.state, qk.jobs], [job_id]
+            )
             log.warning("returned stray in-flight job %s to queue %s", job_id, name)

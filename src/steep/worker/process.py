@@ -16,6 +16,7 @@ carries remote control signals.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -138,8 +139,12 @@ class WorkerProcess:
                 log.warning("second stop request: returning running jobs to their queues now")
                 self._hard.set()
             return
-        log.info("stopping (%s): no new jobs; waiting up to %.0f s for %d running",
-                 reason, self.settings.shutdown_timeout, len(self.running))
+        log.info(
+            "stopping (%s): no new jobs; waiting up to %.0f s for %d running",
+            reason,
+            self.settings.shutdown_timeout,
+            len(self.running),
+        )
         self._quiet = True
         self._stop.set()
         self._wake.set()
@@ -176,9 +181,13 @@ class WorkerProcess:
         self._install_signal_handlers()
         self.heartbeat = Heartbeat(self)
         self.heartbeat.start()
-        log.info("worker %s started: queues %s, concurrency %d%s", self.worker_id,
-                 ",".join(q.name for q in self.queues), self.concurrency,
-                 " (burst)" if self.burst else "")
+        log.info(
+            "worker %s started: queues %s, concurrency %d%s",
+            self.worker_id,
+            ",".join(q.name for q in self.queues),
+            self.concurrency,
+            " (burst)" if self.burst else "",
+        )
         fetcher = asyncio.create_task(self._fetch_loop(), name="steep-fetch")
         acker = asyncio.create_task(self._ack_loop(), name="steep-ack")
         scheduler = asyncio.create_task(self._schedule_loop(), name="steep-schedule")
@@ -196,8 +205,12 @@ class WorkerProcess:
             await self.redis.aclose()
             await close_async_client()  # the one async jobs used, if any
             self._remove_signal_handlers()
-        log.info("worker %s stopped: %d processed, %d failed", self.worker_id,
-                 self.processed, self.failed)
+        log.info(
+            "worker %s stopped: %d processed, %d failed",
+            self.worker_id,
+            self.processed,
+            self.failed,
+        )
         return self.exit_code
 
     async def _shutdown(self, fetcher: asyncio.Task[None]) -> None:
@@ -206,8 +219,11 @@ class WorkerProcess:
         if self.running and not self._hard.is_set():
             jobs = asyncio.ensure_future(asyncio.wait([r.task for r in self.running.values()]))
             hard = asyncio.ensure_future(self._hard.wait())
-            await asyncio.wait([jobs, hard], timeout=self.settings.shutdown_timeout,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                [jobs, hard],
+                timeout=self.settings.shutdown_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             jobs.cancel()
             hard.cancel()
         if self.running:
@@ -274,10 +290,8 @@ class WorkerProcess:
                         self.request_stop("burst finished")
                         break
                     self._wake.clear()
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), 0.02)
-                    except TimeoutError:
-                        pass
                     continue
                 await self._block()
                 backoff = 0.05
@@ -321,8 +335,9 @@ class WorkerProcess:
                 self._blockers[q.name] = asyncio.create_task(self._block_on(q.name))
         self._wake.clear()
         waker = asyncio.create_task(self._wake.wait())
-        done, _ = await asyncio.wait([*self._blockers.values(), waker],
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            [*self._blockers.values(), waker], return_when=asyncio.FIRST_COMPLETED
+        )
         waker.cancel()
         for qname, task in list(self._blockers.items()):
             if task in done:
@@ -397,15 +412,31 @@ class WorkerProcess:
             try:
                 result = encode({"value": outcome.value})
             except (TypeError, msgspec.EncodeError, OverflowError) as exc:
-                result = encode({"error": reason_record(
-                    "UnencodableResult",
-                    f"the job succeeded but its return value of type "
-                    f"{type(outcome.value).__qualname__} cannot be stored: {exc}", env.attempt + 1)})
+                result = encode(
+                    {
+                        "error": reason_record(
+                            "UnencodableResult",
+                            f"the job succeeded but its return value of type "
+                            f"{type(outcome.value).__qualname__} cannot be stored: {exc}",
+                            env.attempt + 1,
+                        )
+                    }
+                )
         if log.isEnabledFor(logging.INFO):
-            log.info("job %s %s on %s succeeded in %.3f s", outcome.job_id, env.name,
-                     outcome.queue, outcome.duration,
-                     extra={"job_id": outcome.job_id, "job": env.name, "queue": outcome.queue,
-                            "duration": round(outcome.duration, 6), "event": "succeeded"})
+            log.info(
+                "job %s %s on %s succeeded in %.3f s",
+                outcome.job_id,
+                env.name,
+                outcome.queue,
+                outcome.duration,
+                extra={
+                    "job_id": outcome.job_id,
+                    "job": env.name,
+                    "queue": outcome.queue,
+                    "duration": round(outcome.duration, 6),
+                    "event": "succeeded",
+                },
+            )
         self._acks[outcome.queue].append((outcome.job_id, result, ttl))
         self._ack_ready.set()
 
@@ -413,11 +444,11 @@ class WorkerProcess:
         """Settle successes: one Lua call per queue for everything finished meanwhile."""
         failures = 0
         while True:
-            await self._ack_ready.wait()
-            self._ack_ready.clear()
             if not any(self._acks.values()):
                 if self._closing:
                     return
+                await self._ack_ready.wait()
+                self._ack_ready.clear()
                 continue
             batch, self._acks = self._acks, defaultdict(list)
             try:
@@ -427,15 +458,14 @@ class WorkerProcess:
                 failures += 1
                 pending = sum(map(len, batch.values()))
                 if self._closing and failures > 10:
-                    # they stay in our in-flight lists and are recovered (and run
-                    # again) once this process's heartbeat expires
+                    # they stay in our in-flight lists and go back to their queues
+                    # (and run again) with the rest of the unfinished jobs
                     log.error("giving up settling %d finished jobs: %s", pending, exc)
                     return
                 log.warning("cannot settle %d jobs (%s); retrying", pending, exc)
                 for qname, items in batch.items():
                     self._acks[qname][:0] = items
                 await asyncio.sleep(0.5)
-                self._ack_ready.set()
 
     async def _send_acks(self, batch: dict[str, list[tuple[str, bytes | None, int]]]) -> None:
         day = datetime.now(UTC).strftime("%Y-%m-%d")
@@ -481,34 +511,68 @@ class WorkerProcess:
             keep_result = encode({"error": error}) if result_ttl else b""
         self._log_failure(outcome, error, retry, at - now)
         argv = [
-            outcome.job_id, payload, encode(error), mode, int(at * 1000),
+            outcome.job_id,
+            payload,
+            encode(error),
+            mode,
+            int(at * 1000),
             datetime.now(UTC).strftime("%Y-%m-%d"),
-            int((now - self.settings.dead_ttl) * 1000), self.settings.dead_max_jobs,
-            keep_result, result_ttl,
+            int((now - self.settings.dead_ttl) * 1000),
+            self.settings.dead_max_jobs,
+            keep_result,
+            result_ttl,
         ]
-        keys = [qk.inflight(self.worker_id), qk.jobs, qk.state, qk.scheduled, qk.dead,
-                qk.errors, qk.stats, qk.result(outcome.job_id)]
+        keys = [
+            qk.inflight(self.worker_id),
+            qk.jobs,
+            qk.state,
+            qk.scheduled,
+            qk.dead,
+            qk.errors,
+            qk.stats,
+            qk.result(outcome.job_id),
+        ]
         for attempt_no in range(30):
             try:
                 await SCRIPTS.fail.run_async(self.redis, keys, argv)
                 return
             except RETRYABLE as exc:
-                log.warning("cannot record failure of job %s (%s); retrying",
-                            outcome.job_id, exc)
+                log.warning("cannot record failure of job %s (%s); retrying", outcome.job_id, exc)
                 await asyncio.sleep(min(2.0, 0.1 * 2**attempt_no))
 
     def _log_failure(self, o: Outcome, error: dict[str, Any], retry: bool, delay: float) -> None:
-        fields = {"job_id": o.job_id, "job": o.name, "queue": o.queue,
-                  "duration": round(o.duration, 6), "error": error["type"],
-                  "event": "retrying" if retry else "dead"}
+        fields = {
+            "job_id": o.job_id,
+            "job": o.name,
+            "queue": o.queue,
+            "duration": round(o.duration, 6),
+            "error": error["type"],
+            "event": "retrying" if retry else "dead",
+        }
         if retry:
-            log.warning("job %s %s on %s failed in %.3f s (%s: %s); retry %d in %.1f s",
-                        o.job_id, o.name, o.queue, o.duration, error["type"], error["message"],
-                        error["attempt"], delay, extra=fields)
+            log.warning(
+                "job %s %s on %s failed in %.3f s (%s: %s); retry %d in %.1f s",
+                o.job_id,
+                o.name,
+                o.queue,
+                o.duration,
+                error["type"],
+                error["message"],
+                error["attempt"],
+                delay,
+                extra=fields,
+            )
         else:
-            log.error("job %s %s on %s failed in %.3f s (%s: %s); moved to the dead set",
-                      o.job_id, o.name, o.queue, o.duration, error["type"], error["message"],
-                      extra=fields)
+            log.error(
+                "job %s %s on %s failed in %.3f s (%s: %s); moved to the dead set",
+                o.job_id,
+                o.name,
+                o.queue,
+                o.duration,
+                error["type"],
+                error["message"],
+                extra=fields,
+            )
 
     # -- scheduled and retrying jobs ----------------------------------------------------
 

@@ -13,6 +13,7 @@ reaches only the supervisor, which decides what the workers get.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -77,9 +78,13 @@ class Supervisor:
         self.client.ping()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGTSTP):
             signal.signal(sig, self._record_signal)
-        log.info("supervisor %d starting %d worker processes x %d concurrency on queues %s",
-                 os.getpid(), self.processes, self.concurrency,
-                 ",".join(q.name for q in self.queues))
+        log.info(
+            "supervisor %d starting %d worker processes x %d concurrency on queues %s",
+            os.getpid(),
+            self.processes,
+            self.concurrency,
+            ",".join(q.name for q in self.queues),
+        )
         try:
             for slot in range(self.processes):
                 self._spawn(slot)
@@ -147,18 +152,17 @@ class Supervisor:
     def _forward(self, signum: int) -> None:
         for child in self.children.values():
             if child.proc.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     child.proc.send_signal(signum)
-                except ProcessLookupError:
-                    pass
 
     def _reap(self, slot: int, child: Child, code: int) -> None:
         del self.children[slot]
         lived = time.monotonic() - child.started
         # Its jobs (if any are left) go back now instead of after its heartbeat expires.
         try:
-            moved = requeue_worker(self.client, self.keys, child.worker_id,
-                                   [q.name for q in self.queues])
+            moved = requeue_worker(
+                self.client, self.keys, child.worker_id, [q.name for q in self.queues]
+            )
         except Exception as exc:  # the heartbeat reaper of any worker will do it later
             log.warning("could not return the jobs of worker %s yet: %s", child.worker_id, exc)
             moved = 0
@@ -168,15 +172,23 @@ class Supervisor:
             log.info("worker process %d recycled; starting a new one", child.proc.pid)
         else:
             how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
-            log.error("worker process %d %s after %.1f s; %d in-flight jobs returned to their "
-                      "queues; restarting it", child.proc.pid, how, lived, moved)
+            log.error(
+                "worker process %d %s after %.1f s; %d in-flight jobs returned to their "
+                "queues; restarting it",
+                child.proc.pid,
+                how,
+                lived,
+                moved,
+            )
             if lived < EARLY_DEATH:
                 self._early_deaths.append(time.monotonic())
         self._spawn(slot)
 
     def _crash_loop(self) -> bool:
-        return (len(self._early_deaths) == MAX_EARLY_DEATHS
-                and self._early_deaths[-1] - self._early_deaths[0] < EARLY_DEATH * MAX_EARLY_DEATHS)
+        return (
+            len(self._early_deaths) == MAX_EARLY_DEATHS
+            and self._early_deaths[-1] - self._early_deaths[0] < EARLY_DEATH * MAX_EARLY_DEATHS
+        )
 
     def _wait_children(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
