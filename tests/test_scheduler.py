@@ -32,13 +32,15 @@ def test_not_run_before_its_time(client, run_worker):
 
 def test_many_promoters_move_each_job_exactly_once(client, settings):
     qk = get_keys().queue("default")
-    from steep import client as steep_client
+    from steep.connection import SCRIPTS
+    from steep.job import Envelope, encode_envelope
 
     at = time.time() + 0.5
+    argv: list = []
     for i in range(2000):
-        steep_client.enqueue(
-            "tests.jobs.record", jobs.record.default_options, ("once", i), {}, at=at
-        )
+        env = Envelope(id=f"once{i}", name="tests.jobs.record", queue="default", args=["once", i])
+        argv += (env.id, encode_envelope(env), int(at * 1000))
+    SCRIPTS.enqueue(client, [qk.queued, qk.jobs, qk.state, qk.scheduled], argv)
     assert client.zcard(qk.scheduled) == 2000
     wait_for(lambda: time.time() > at + 0.01, message="jobs to become due")
 

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -14,12 +14,13 @@ from rich.table import Table
 
 from steep.settings import ConfigError, configure, get_settings, redacted_url
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (scripts, CI logs) gets wide lines instead of a wrapped 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
-def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+def _fail(message: str) -> NoReturn:
+    # plain text: messages quote user input (TOML tables in brackets, JSON) verbatim
+    click.echo(f"error: {message}", err=True)
     sys.exit(2)
 
 

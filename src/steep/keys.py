@@ -91,6 +91,11 @@ class Keys:
         """ZSET worker process id -> last heartbeat (ms)."""
         return f"{self.namespace}:workers"
 
+    @property
+    def sweep_lock(self) -> str:
+        """STRING held (with an expiry) by the one worker sweeping for orphaned jobs."""
+        return f"{self.namespace}:lock:sweep"
+
     def worker(self, worker_id: str) -> str:
         """HASH describing one worker process: host, pid, queues, concurrency, started..."""
         return f"{self.namespace}:worker:{worker_id}"

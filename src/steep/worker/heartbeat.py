@@ -34,12 +34,22 @@ if TYPE_CHECKING:
 log = logging.getLogger("steep.worker")
 
 
-def requeue_worker(client: redis.Redis, keys: Keys, worker_id: str, queues: list[str]) -> int:
-    """Return every in-flight job of `worker_id` to its queue and forget the worker."""
+def requeue_worker(
+    client: redis.Redis, keys: Keys, worker_id: str, queues: list[str], *, forget: bool = True
+) -> int:
+    """Return every in-flight job of `worker_id` to its queue, and forget the worker.
+
+    forget=False keeps the worker's registration so that the heartbeat reaper
+    sweeps its in-flight lists once more when it expires: the server may
+    still hand a job to a blocked fetch of a process that has just died,
+    until it notices the closed connection.
+    """
     moved = 0
     for name in queues:
         qk = keys.queue(name)
         moved += SCRIPTS.requeue(client, [qk.inflight(worker_id), qk.queued, qk.state, qk.jobs])
+    if not forget:
+        return moved
     pipe = client.pipeline(transaction=False)
     pipe.zrem(keys.workers, worker_id)
     pipe.delete(keys.worker(worker_id), keys.worker_signals(worker_id))
@@ -69,6 +79,35 @@ def reap_expired(client: redis.Redis, keys: Keys, timeout: float) -> dict[str, i
     return reaped
 
 
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def sweep_orphans(client: redis.Redis, keys: Keys) -> int:
+    """Return jobs from in-flight lists whose worker is not registered at all.
+
+    The safety net under the reaper: a registration lost or deleted (an
+    operator's FLUSH of the wrong keys, a crash between two steps) must not
+    strand jobs forever.
+    """
+    live = {w.decode() for w in client.zrange(keys.workers, 0, -1)}
+    moved = 0
+    for raw in client.smembers(keys.queues):  # type: ignore[union-attr]
+        qk = keys.queue(raw.decode())
+        prefix = qk.inflight("")
+        for key in client.scan_iter(match=_glob_escape(prefix) + "*", count=1000):
+            worker_id = key.decode()[len(prefix) :]
+            if worker_id in live:
+                continue
+            count = SCRIPTS.requeue(client, [key.decode(), qk.queued, qk.state, qk.jobs])
+            if count:
+                log.warning(
+                    "returned %d jobs left in flight by unregistered worker %s", count, worker_id
+                )
+            moved += count
+    return moved
+
+
 class Heartbeat(threading.Thread):
     def __init__(self, process: WorkerProcess) -> None:
         super().__init__(name="steep-heartbeat", daemon=True)
@@ -80,6 +119,7 @@ class Heartbeat(threading.Thread):
         self._parent = os.getppid()
         self._ps = psutil.Process()
         self._suspects: set[tuple[str, str]] = set()
+        self._last_sweep = 0.0
         self._last_reconcile = time.monotonic()
         self.started = time.time()
         self.register()
@@ -149,6 +189,13 @@ class Heartbeat(threading.Thread):
         for raw in signals:
             self._control(raw.decode())
         reap_expired(self.client, self.keys, self.settings.heartbeat_timeout)
+        sweep_every = max(30.0, 3 * self.settings.heartbeat_timeout)
+        # one sweeper at a time across all workers: the lock expires on its own
+        if time.monotonic() - self._last_sweep >= sweep_every and self.client.set(
+            self.keys.sweep_lock, p.worker_id, nx=True, ex=int(sweep_every)
+        ):
+            self._last_sweep = time.monotonic()
+            sweep_orphans(self.client, self.keys)
         if time.monotonic() - self._last_reconcile >= max(5.0, self.settings.heartbeat_timeout):
             self._last_reconcile = time.monotonic()
             self.reconcile({job_id for _, job_id, _ in running})

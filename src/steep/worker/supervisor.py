@@ -161,7 +161,11 @@ class Supervisor:
         # Its jobs (if any are left) go back now instead of after its heartbeat expires.
         try:
             moved = requeue_worker(
-                self.client, self.keys, child.worker_id, [q.name for q in self.queues]
+                self.client,
+                self.keys,
+                child.worker_id,
+                [q.name for q in self.queues],
+                forget=False,
             )
         except Exception as exc:  # the heartbeat reaper of any worker will do it later
             log.warning("could not return the jobs of worker %s yet: %s", child.worker_id, exc)
