@@ -151,3 +151,19 @@ def test_worker_logs_one_line_per_job(client, worker_cli):
     dead = [x for x in lines if x.get("job_id") == bad.id]
     assert [x["event"] for x in dead] == ["started", "dead"]
     assert dead[1]["error"] == "builtins.ValueError"
+
+
+def test_deadline_is_kept_even_when_a_thread_job_will_not_stop(client, worker_cli, tmp_path):
+    config = tmp_path / "short.toml"
+    config.write_text("heartbeat_interval = 0.2\nheartbeat_timeout = 1.5\nshutdown_timeout = 0.5\n")
+    cli = worker_cli(
+        "worker", "tests.jobs", "-p", "1", "-c", "2", env={"STEEP_CONFIG": str(config)}
+    )
+    wait_for(lambda: registered(client), message="worker start")
+    handle = jobs.slow_record.enqueue("stubborn", 1, 60.0)  # a sync job in a thread
+    wait_for(lambda: handle.status.value == "running", message="job to start")
+    started = time.monotonic()
+    cli.signal(signal.SIGTERM)
+    assert cli.wait(20) == 0
+    assert time.monotonic() - started < 5  # not the 60 s the thread would need
+    assert handle.status.value == "queued"  # returned, not lost

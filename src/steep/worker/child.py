@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
+import os
 import sys
 
 from steep.logs import setup_logging
@@ -30,4 +32,11 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    # Every job is settled or returned to its queue by now. A thread job that
+    # ignored its timeout or the shutdown deadline would keep a normal exit
+    # waiting for it (the interpreter joins pool threads): leave without it.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
