@@ -142,7 +142,8 @@ def run_worker(client: redis.Redis) -> Iterator[Callable[..., Any]]:
     for worker, thread in started:
         if thread.is_alive():
             worker.threadsafe(worker.request_stop, "test over")
-            thread.join(15)
+            thread.join(30)
+            assert not thread.is_alive(), f"worker {worker.worker_id} did not stop"
 
 
 # Short heartbeats so recovery tests finish in seconds, not the production defaults.

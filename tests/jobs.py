@@ -136,3 +136,13 @@ def hog_memory(mb: int, seconds: float) -> None:
     blob = bytearray(mb * 1024 * 1024)
     time.sleep(seconds)
     del blob
+
+
+@job(queue="default", retries=3)
+def spin(tag: str, seconds: float) -> None:
+    """A sync job in pure Python (an injected exception can land)."""
+    mark(tag, "started")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+    mark(tag, "finished")

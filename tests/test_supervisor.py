@@ -99,7 +99,7 @@ def test_killed_worker_process_is_restarted_and_its_jobs_returned(client, worker
     handle = jobs.slow_record.enqueue("restart", 1, 1.0)
     wait_for(lambda: handle.status.value == "running", message="job to start")
     os.kill(first, signal.SIGKILL)
-    wait_for(lambda: cli.children() and cli.children()[0] != first, message="a new process")
+    wait_for(lambda: (kids := cli.children()) and kids[0] != first, message="a new process")
     wait_for(
         lambda: client.scard("test:seen:restart") == 1, timeout=10, message="the job to run again"
     )
@@ -114,7 +114,7 @@ def test_max_memory_recycles_gracefully(client, worker_cli):
     first = cli.children()[0]
     handle = jobs.hog_memory.enqueue(200, 0.6)
     wait_for(
-        lambda: cli.children() and cli.children()[0] != first,
+        lambda: (kids := cli.children()) and kids[0] != first,
         timeout=15,
         message="the process to be recycled",
     )

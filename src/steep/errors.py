@@ -11,6 +11,10 @@ class JobTimeout(SteepError):
     """A job ran longer than its `timeout`; it counts as a failed attempt."""
 
 
+class Cancelled(SteepError):
+    """A running job was cancelled by an operator; it goes to the dead set."""
+
+
 class JobFailed(SteepError):
     """Raised by `Job.result()` when the job died: carries the job's last error."""
 

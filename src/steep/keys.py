@@ -63,6 +63,11 @@ class QueueKeys:
         """STRING present while the queue is paused: workers take nothing from it."""
         return f"{self._base}:paused"
 
+    def metrics(self, minute: str) -> str:
+        """HASH of one minute's (UTC `YYYYmmddHHMM`) run counts per job name:
+        `<name>|count`, `<name>|failed`, `<name>|ms`, `<name>|b<i>` (run time histogram)."""
+        return f"{self._base}:metrics:{minute}"
+
     def inflight(self, worker_id: str) -> str:
         """LIST of job ids a worker process has taken from this queue and not yet settled."""
         return f"{self._base}:inflight:{worker_id}"

@@ -88,14 +88,28 @@ class _ThreadCall:
         finally:
             _current.reset(token)
 
-    def interrupt(self) -> bool:
+    def interrupt(self, exc_type: type[BaseException] = JobTimeout) -> bool:
+        """Raise `exc_type` inside the job's thread at its next Python instruction."""
         with self.lock:
             if not self.running:
                 return False
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(self.thread_id), ctypes.py_object(JobTimeout)
+                ctypes.c_ulong(self.thread_id), ctypes.py_object(exc_type)
             )
             return True
+
+
+@dataclass(slots=True)
+class Running:
+    """A job this process is running: what the operator channel needs to stop it."""
+
+    queue: str
+    job_id: str
+    payload: bytes
+    started: float
+    task: asyncio.Task[None]
+    name: str = ""
+    call: _ThreadCall | None = None  # set while a sync job runs in a thread
 
 
 class Executor:
@@ -106,7 +120,7 @@ class Executor:
     def shutdown(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
-    async def run(self, queue: str, job_id: str, payload: bytes) -> Outcome:
+    async def run(self, queue: str, job_id: str, payload: bytes, running: Running) -> Outcome:
         started = time.perf_counter()
         outcome = Outcome(queue, job_id, payload, None, None)
         try:
@@ -128,6 +142,7 @@ class Executor:
             outcome.reason = "ArgumentMismatch"
             return outcome
         ctx = JobContext(job_id, envelope.name, queue, envelope.attempt + 1, self.worker_id)
+        running.name = envelope.name
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "job %s %s on %s started (attempt %d)",
@@ -148,7 +163,7 @@ class Executor:
                 outcome.value = await self._run_async(function, args, kwargs, ctx, envelope.timeout)
             else:
                 outcome.value = await self._run_thread(
-                    function, args, kwargs, ctx, envelope.timeout, outcome
+                    function, args, kwargs, ctx, envelope.timeout, outcome, running
                 )
             outcome.ok = True
         except asyncio.CancelledError:
@@ -193,8 +208,9 @@ class Executor:
         ctx: JobContext,
         timeout: float | None,
         outcome: Outcome,
+        running: Running,
     ) -> Any:
-        call = _ThreadCall()
+        running.call = call = _ThreadCall()
         future: Future[Any] = self.pool.submit(call.run, function.fn, args, kwargs, ctx)
         waiter = asyncio.wrap_future(future)
         if timeout is None:

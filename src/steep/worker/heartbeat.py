@@ -214,6 +214,10 @@ class Heartbeat(threading.Thread):
             p.threadsafe(p.request_quiet)
         elif command == "stop":
             p.threadsafe(p.request_stop, "stop requested remotely")
+        elif command.startswith("cancel "):
+            # "cancel <queue> <job id>"
+            job_id = command.rsplit(" ", 1)[-1]
+            p.threadsafe(p.cancel_job, job_id)
         else:
             log.warning("unknown control command %r ignored", command)
 

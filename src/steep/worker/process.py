@@ -34,12 +34,14 @@ import msgspec
 import redis.asyncio
 
 from steep.connection import RETRYABLE, SCRIPTS, close_async_client, make_async_client
-from steep.job import encode, encode_envelope
+from steep.errors import Cancelled
+from steep.job import decode_envelope, encode, encode_envelope
 from steep.keys import Keys
+from steep.metrics import MetricsRecorder
 from steep.retry import backoff_delay, error_record, reason_record
 from steep.scheduler import promote_due
 from steep.settings import Settings, get_settings
-from steep.worker.executor import Executor, Outcome
+from steep.worker.executor import THREAD_STOP_GRACE, Executor, Outcome, Running
 from steep.worker.heartbeat import Heartbeat
 
 log = logging.getLogger("steep.worker")
@@ -86,15 +88,6 @@ def new_worker_id() -> str:
     return f"{host_label()}-{os.getpid()}-{os.urandom(3).hex()}"
 
 
-@dataclass(slots=True)
-class Running:
-    queue: str
-    job_id: str
-    name: str
-    started: float
-    task: asyncio.Task[None]
-
-
 class WorkerProcess:
     def __init__(
         self,
@@ -129,6 +122,9 @@ class WorkerProcess:
         self._acks: dict[str, list[tuple[str, bytes | None, int]]] = defaultdict(list)
         self._blockers: dict[str, asyncio.Task[bytes | None]] = {}
         self._settling: set[asyncio.Task[None]] = set()
+        # job id -> already settled? (a thread that ignores a cancel is settled early)
+        self._cancelled: dict[str, bool] = {}
+        self.metrics = MetricsRecorder(self.keys)
 
     # -- control, callable from signal handlers and the heartbeat thread -----------
 
@@ -161,6 +157,47 @@ class WorkerProcess:
         self.exit_code = EXIT_RECYCLE
         self.request_stop(reason)
 
+    def cancel_job(self, job_id: str) -> None:
+        """Stop a running job at an operator's request; it is settled in the dead set."""
+        r = self.running.get(job_id)
+        if r is None:
+            log.info("cancel: job %s is not running in this process", job_id)
+            return
+        log.warning("cancelling job %s %s at an operator's request", job_id, r.name)
+        self._cancelled[job_id] = False
+        if r.call is None:
+            r.task.cancel()
+        elif r.call.interrupt(Cancelled):
+            self.loop.call_later(THREAD_STOP_GRACE, self._cancel_overdue, job_id)
+
+    def _cancel_overdue(self, job_id: str) -> None:
+        r = self.running.get(job_id)
+        if r is None or self._cancelled.get(job_id):
+            return
+        # the thread ignores the exception (stuck in C code): settle the job now and
+        # recycle the process around the thread, which cannot be killed
+        self.running.pop(job_id)
+        self._cancelled[job_id] = True
+        self._settle_cancelled(r)
+        self.request_recycle(f"cancelled job {job_id} did not stop")
+
+    def _settle_cancelled(self, r: Running) -> None:
+        try:
+            envelope = decode_envelope(r.payload)
+        except Exception:
+            envelope = None
+        outcome = Outcome(
+            r.queue,
+            r.job_id,
+            r.payload,
+            envelope,
+            None,
+            exc=Cancelled("cancelled by an operator"),
+            reason="Cancelled",
+            duration=time.time() - r.started,
+        )
+        self._settle_failure(outcome)
+
     def threadsafe(self, method: Any, *args: Any) -> None:
         self.loop.call_soon_threadsafe(method, *args)
 
@@ -191,14 +228,18 @@ class WorkerProcess:
         fetcher = asyncio.create_task(self._fetch_loop(), name="steep-fetch")
         acker = asyncio.create_task(self._ack_loop(), name="steep-ack")
         scheduler = asyncio.create_task(self._schedule_loop(), name="steep-schedule")
+        metrics = asyncio.create_task(self._metrics_loop(), name="steep-metrics")
         try:
             await self._stop.wait()
             await self._shutdown(fetcher)
         finally:
             scheduler.cancel()
+            metrics.cancel()
             self._closing = True
             self._ack_ready.set()
-            await asyncio.gather(acker, scheduler, return_exceptions=True)
+            await asyncio.gather(acker, scheduler, metrics, return_exceptions=True)
+            with contextlib.suppress(*RETRYABLE):
+                await self.metrics.flush(self.redis)
             await self._return_unfinished()
             self.heartbeat.stop()
             self.executor.shutdown()
@@ -379,28 +420,42 @@ class WorkerProcess:
 
     def _start(self, qname: str, job_id: str, payload: bytes) -> None:
         task = self.loop.create_task(self._run_one(qname, job_id, payload))
-        self.running[job_id] = Running(qname, job_id, "", time.time(), task)
+        self.running[job_id] = Running(qname, job_id, payload, time.time(), task)
 
     async def _run_one(self, qname: str, job_id: str, payload: bytes) -> None:
+        running = self.running[job_id]
         try:
-            outcome = await self.executor.run(qname, job_id, payload)
+            outcome = await self.executor.run(qname, job_id, payload, running)
         except asyncio.CancelledError:
-            # shutdown: the job stays in-flight and is returned to its queue
             self.running.pop(job_id, None)
+            if job_id in self._cancelled:
+                if not self._cancelled.pop(job_id):
+                    self._settle_cancelled(running)
+                return
+            # shutdown: the job stays in-flight and is returned to its queue
             raise
-        self.running.pop(job_id, None)
+        if self.running.pop(job_id, None) is None:
+            self._cancelled.pop(job_id, None)
+            return  # settled already (a cancel the thread ignored)
         self._wake.set()
+        if self._cancelled.pop(job_id, None) is not None and not outcome.ok:
+            outcome.exc, outcome.reason = Cancelled("cancelled by an operator"), "Cancelled"
+        if outcome.envelope is not None:
+            self.metrics.record(qname, outcome.envelope.name, outcome.duration, not outcome.ok)
         if outcome.ok:
             self.processed += 1
             self._ack(outcome)
         else:
-            self.failed += 1
-            # the failure record is written even if the job task is cancelled next
-            settle = asyncio.create_task(self._fail(outcome))
-            self._settling.add(settle)
-            settle.add_done_callback(self._settling.discard)
+            self._settle_failure(outcome)
         if outcome.stuck:
             self.request_recycle(f"job {job_id} ignored its timeout and is still running")
+
+    def _settle_failure(self, outcome: Outcome) -> None:
+        self.failed += 1
+        # its own task: the failure record is written even if the job's task is cancelled
+        settle = asyncio.create_task(self._fail(outcome))
+        self._settling.add(settle)
+        settle.add_done_callback(self._settling.discard)
 
     def _ack(self, outcome: Outcome) -> None:
         env = outcome.envelope
@@ -587,6 +642,14 @@ class WorkerProcess:
             delay = interval if next_due is None else min(interval, next_due - time.time())
             # a little jitter keeps many workers from calling in lockstep
             await asyncio.sleep(max(0.005, delay) * random.uniform(0.9, 1.0))
+
+    async def _metrics_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.metrics.flush(self.redis)
+            except RETRYABLE as exc:
+                log.debug("metrics not flushed yet: %s", exc)
 
     # -- signals ---------------------------------------------------------------------
 
