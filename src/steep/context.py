@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextvars
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class JobContext:
+class JobContext(NamedTuple):
+    """Made for every run of every job: a tuple is the cheapest immutable record."""
+
     id: str
     name: str
     queue: str

@@ -40,10 +40,16 @@ class MetricsRecorder:
         self.keys = keys
         # (queue, minute) -> field -> increment
         self._pending: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self._minute = ""
+        self._minute_ends = 0.0
 
     def record(self, queue: str, name: str, seconds: float, failed: bool) -> None:
         ms = seconds * 1000
-        fields = self._pending[(queue, minute_of(time.time()))]
+        now = time.time()
+        if now >= self._minute_ends:  # formatting the minute once a minute, not per job
+            self._minute = minute_of(now)
+            self._minute_ends = (now // 60 + 1) * 60
+        fields = self._pending[(queue, self._minute)]
         fields[f"{name}|count"] += 1
         fields[f"{name}|ms"] += round(ms)
         fields[f"{name}|b{bucket_of(ms)}"] += 1

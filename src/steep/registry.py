@@ -56,6 +56,7 @@ class JobFunction(Generic[P, R]):
         self.signature = inspect.signature(fn)
         self._converters: dict[str, Any] | None = None
         self._return_type: Any = ...
+        self._positional_arity = _positional_arity(self.signature)
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -116,8 +117,12 @@ class JobFunction(Generic[P, R]):
         """
         import msgspec
 
-        bound = self.signature.bind(*args, **kwargs)
         converters = self._argument_types()
+        if not kwargs and not converters and self._positional_arity is not None:
+            low, high = self._positional_arity
+            if low <= len(args) <= high:
+                return args, kwargs  # plain positional call: nothing to check or convert
+        bound = self.signature.bind(*args, **kwargs)
         if converters:
             for name, value in bound.arguments.items():
                 target = converters.get(name)
@@ -139,6 +144,15 @@ class JobFunction(Generic[P, R]):
                     hint = dict[str, hint]  # type: ignore[valid-type]
                 self._converters[pname] = hint
         return self._converters
+
+
+def _positional_arity(signature: inspect.Signature) -> tuple[int, int] | None:
+    """(required, total) when every parameter can be passed by position, else None."""
+    params = list(signature.parameters.values())
+    if any(p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
+        return None
+    required = sum(1 for p in params if p.default is p.empty)
+    return required, len(params)
 
 
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:

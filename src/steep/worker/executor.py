@@ -13,7 +13,6 @@ import ctypes
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ from steep.context import JobContext, _current
 from steep.errors import JobTimeout, UnknownJob
 from steep.job import Envelope, decode_envelope
 from steep.registry import JobFunction, lookup
+from steep.worker.threads import JobThreads
 
 log = logging.getLogger("steep.worker")
 
@@ -114,11 +114,19 @@ class Running:
 
 class Executor:
     def __init__(self, concurrency: int, worker_id: str) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="steep-job")
+        self.threads_size = concurrency
         self.worker_id = worker_id
+        self._threads: JobThreads | None = None
+
+    @property
+    def threads(self) -> JobThreads:
+        if self._threads is None:  # bound to the running loop, made on first use
+            self._threads = JobThreads(asyncio.get_running_loop(), self.threads_size)
+        return self._threads
 
     def shutdown(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        if self._threads is not None:
+            self._threads.shutdown()
 
     async def run(self, queue: str, job_id: str, payload: bytes, running: Running) -> Outcome:
         started = time.perf_counter()
@@ -211,8 +219,7 @@ class Executor:
         running: Running,
     ) -> Any:
         running.call = call = _ThreadCall()
-        future: Future[Any] = self.pool.submit(call.run, function.fn, args, kwargs, ctx)
-        waiter = asyncio.wrap_future(future)
+        waiter = self.threads.submit(call.run, function.fn, args, kwargs, ctx)
         if timeout is None:
             kind, value = await waiter
         else:

@@ -49,6 +49,10 @@ log = logging.getLogger("steep.worker")
 EXIT_OK = 0
 EXIT_RECYCLE = 3  # the supervisor restarts the process without counting a crash
 
+# How long a busy worker may wait for more free slots before it claims, so that
+# jobs finishing one by one are replaced in batches (see _fetch_loop).
+BATCH_WINDOW = 0.002
+
 # How long an idle worker blocks on a queue before looking again (pause
 # changes and shutdown are noticed at least this often).
 BLOCK_TIMEOUT = 1.0
@@ -112,6 +116,7 @@ class WorkerProcess:
         self.keys = Keys(self.settings.namespace)
         self.qkeys = {q.name: self.keys.queue(q.name) for q in self.queues}
         self.weighted = any(q.weight for q in self.queues)
+        self.batch_floor = max(1, self.concurrency // 2)
         self.running: dict[str, Running] = {}
         self.processed = 0
         self.failed = 0
@@ -316,6 +321,7 @@ class WorkerProcess:
 
     async def _fetch_loop(self) -> None:
         backoff = 0.05
+        gather_until = 0.0
         while not self._quiet:
             try:
                 free = self._free_slots()
@@ -323,6 +329,20 @@ class WorkerProcess:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
+                if free < self.batch_floor and self.running:
+                    # A few slots are free while other jobs still run: wait up to
+                    # BATCH_WINDOW for more to free up, so that one claim brings many
+                    # jobs instead of one round trip per finished job. An idle worker
+                    # (nothing running) claims at once: a lone job never waits.
+                    now = self.loop.time()
+                    if not gather_until:
+                        gather_until = now + BATCH_WINDOW
+                        self.loop.call_at(gather_until, self._wake.set)
+                    if now < gather_until:
+                        self._wake.clear()
+                        await self._wake.wait()
+                        continue
+                gather_until = 0.0
                 if await self._claim(free):
                     backoff = 0.05
                     continue
@@ -438,17 +458,25 @@ class WorkerProcess:
             self._cancelled.pop(job_id, None)
             return  # settled already (a cancel the thread ignored)
         self._wake.set()
+        try:
+            self._settle(qname, job_id, outcome)
+        except Exception:
+            # a bug in steep, not in the job: the job stays in flight and goes back to
+            # its queue (the stray check or shutdown returns it), so it is not lost
+            log.exception("internal error settling job %s; it will run again", job_id)
+        if outcome.stuck:
+            self.request_recycle(f"job {job_id} ignored its timeout and is still running")
+
+    def _settle(self, qname: str, job_id: str, outcome: Outcome) -> None:
         if self._cancelled.pop(job_id, None) is not None and not outcome.ok:
             outcome.exc, outcome.reason = Cancelled("cancelled by an operator"), "Cancelled"
-        if outcome.envelope is not None:
-            self.metrics.record(qname, outcome.envelope.name, outcome.duration, not outcome.ok)
         if outcome.ok:
             self.processed += 1
             self._ack(outcome)
         else:
             self._settle_failure(outcome)
-        if outcome.stuck:
-            self.request_recycle(f"job {job_id} ignored its timeout and is still running")
+        if outcome.envelope is not None:
+            self.metrics.record(qname, outcome.envelope.name, outcome.duration, not outcome.ok)
 
     def _settle_failure(self, outcome: Outcome) -> None:
         self.failed += 1
