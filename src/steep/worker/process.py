@@ -24,25 +24,22 @@ import signal
 import socket
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
 import redis.asyncio
 
 from steep.connection import RETRYABLE, SCRIPTS, close_async_client, make_async_client
 from steep.errors import Cancelled
-from steep.job import decode_envelope, encode, encode_envelope
+from steep.job import decode_envelope
 from steep.keys import Keys
 from steep.metrics import MetricsRecorder
-from steep.retry import backoff_delay, error_record, reason_record
 from steep.scheduler import promote_due
 from steep.settings import Settings, get_settings
 from steep.worker.executor import THREAD_STOP_GRACE, Executor, Outcome, Running
 from steep.worker.heartbeat import Heartbeat
+from steep.worker.settle import Settler
 
 log = logging.getLogger("steep.worker")
 
@@ -124,9 +121,7 @@ class WorkerProcess:
         # one extra thread per queue: blocked fetches on several queues can
         # each bring a job at the same moment
         self.executor = Executor(self.concurrency + len(self.queues), self.worker_id)
-        self._acks: dict[str, list[tuple[str, bytes | None, int]]] = defaultdict(list)
         self._blockers: dict[str, asyncio.Task[bytes | None]] = {}
-        self._settling: set[asyncio.Task[None]] = set()
         # job id -> already settled? (a thread that ignores a cancel is settled early)
         self._cancelled: dict[str, bool] = {}
         self.metrics = MetricsRecorder(self.keys)
@@ -216,10 +211,9 @@ class WorkerProcess:
         self._stop = asyncio.Event()
         self._hard = asyncio.Event()
         self._wake = asyncio.Event()  # something changed: a free slot, a stop, a quiet
-        self._ack_ready = asyncio.Event()
         self._quiet = False
-        self._closing = False
         self.redis: redis.asyncio.Redis = make_async_client(self.settings)
+        self.settler = Settler(self.redis, self.qkeys, self.worker_id, self.settings)
         self._install_signal_handlers()
         self.heartbeat = Heartbeat(self)
         self.heartbeat.start()
@@ -231,7 +225,7 @@ class WorkerProcess:
             " (burst)" if self.burst else "",
         )
         fetcher = asyncio.create_task(self._fetch_loop(), name="steep-fetch")
-        acker = asyncio.create_task(self._ack_loop(), name="steep-ack")
+        acker = asyncio.create_task(self.settler.run(), name="steep-ack")
         scheduler = asyncio.create_task(self._schedule_loop(), name="steep-schedule")
         metrics = asyncio.create_task(self._metrics_loop(), name="steep-metrics")
         try:
@@ -240,8 +234,7 @@ class WorkerProcess:
         finally:
             scheduler.cancel()
             metrics.cancel()
-            self._closing = True
-            self._ack_ready.set()
+            await self.settler.close()
             await asyncio.gather(acker, scheduler, metrics, return_exceptions=True)
             with contextlib.suppress(*RETRYABLE):
                 await self.metrics.flush(self.redis)
@@ -277,8 +270,6 @@ class WorkerProcess:
             for r in list(self.running.values()):
                 r.task.cancel()
             await asyncio.gather(*(r.task for r in self.running.values()), return_exceptions=True)
-        if self._settling:
-            await asyncio.gather(*self._settling, return_exceptions=True)
 
     async def _return_unfinished(self) -> None:
         """Everything still in this process's in-flight lists goes back to the front."""
@@ -428,7 +419,7 @@ class WorkerProcess:
             self._blockers.clear()
 
     async def _burst_done(self) -> bool:
-        if self.running or self._settling or any(self._acks.values()):
+        if self.running or self.settler.busy:
             return False
         pipe = self.redis.pipeline(transaction=False)
         for qk in self.qkeys.values():
@@ -472,7 +463,7 @@ class WorkerProcess:
             outcome.exc, outcome.reason = Cancelled("cancelled by an operator"), "Cancelled"
         if outcome.ok:
             self.processed += 1
-            self._ack(outcome)
+            self.settler.succeeded(outcome)
         else:
             self._settle_failure(outcome)
         if outcome.envelope is not None:
@@ -480,182 +471,7 @@ class WorkerProcess:
 
     def _settle_failure(self, outcome: Outcome) -> None:
         self.failed += 1
-        # its own task: the failure record is written even if the job's task is cancelled
-        settle = asyncio.create_task(self._fail(outcome))
-        self._settling.add(settle)
-        settle.add_done_callback(self._settling.discard)
-
-    def _ack(self, outcome: Outcome) -> None:
-        env = outcome.envelope
-        assert env is not None
-        result: bytes | None = None
-        ttl = 0
-        if env.result_ttl:
-            ttl = env.result_ttl
-            try:
-                result = encode({"value": outcome.value})
-            except (TypeError, msgspec.EncodeError, OverflowError) as exc:
-                result = encode(
-                    {
-                        "error": reason_record(
-                            "UnencodableResult",
-                            f"the job succeeded but its return value of type "
-                            f"{type(outcome.value).__qualname__} cannot be stored: {exc}",
-                            env.attempt + 1,
-                        )
-                    }
-                )
-        if log.isEnabledFor(logging.INFO):
-            log.info(
-                "job %s %s on %s succeeded in %.3f s",
-                outcome.job_id,
-                env.name,
-                outcome.queue,
-                outcome.duration,
-                extra={
-                    "job_id": outcome.job_id,
-                    "job": env.name,
-                    "queue": outcome.queue,
-                    "duration": round(outcome.duration, 6),
-                    "event": "succeeded",
-                },
-            )
-        self._acks[outcome.queue].append((outcome.job_id, result, ttl))
-        self._ack_ready.set()
-
-    async def _ack_loop(self) -> None:
-        """Settle successes: one Lua call per queue for everything finished meanwhile."""
-        failures = 0
-        while True:
-            if not any(self._acks.values()):
-                if self._closing:
-                    return
-                await self._ack_ready.wait()
-                self._ack_ready.clear()
-                continue
-            batch, self._acks = self._acks, defaultdict(list)
-            try:
-                await self._send_acks(batch)
-                failures = 0
-            except RETRYABLE as exc:
-                failures += 1
-                pending = sum(map(len, batch.values()))
-                if self._closing and failures > 10:
-                    # they stay in our in-flight lists and go back to their queues
-                    # (and run again) with the rest of the unfinished jobs
-                    log.error("giving up settling %d finished jobs: %s", pending, exc)
-                    return
-                log.warning("cannot settle %d jobs (%s); retrying", pending, exc)
-                for qname, items in batch.items():
-                    self._acks[qname][:0] = items
-                await asyncio.sleep(0.5)
-
-    async def _send_acks(self, batch: dict[str, list[tuple[str, bytes | None, int]]]) -> None:
-        day = datetime.now(UTC).strftime("%Y-%m-%d")
-        calls = []
-        for qname, items in batch.items():
-            qk = self.qkeys[qname]
-            keys = [qk.inflight(self.worker_id), qk.jobs, qk.state, qk.stats]
-            argv: list[Any] = [day, len(items), *(job_id for job_id, _, _ in items)]
-            for job_id, result, ttl in items:
-                if result is not None:
-                    keys.append(qk.result(job_id))
-                    argv += (result, ttl)
-            calls.append((keys, argv))
-        if len(calls) == 1:
-            await SCRIPTS.ack.run_async(self.redis, *calls[0])
-            return
-        await asyncio.gather(*(SCRIPTS.ack.run_async(self.redis, k, a) for k, a in calls))
-
-    async def _fail(self, outcome: Outcome) -> None:
-        env = outcome.envelope
-        qk = self.qkeys[outcome.queue]
-        attempt = (env.attempt if env else 0) + 1
-        now = time.time()
-        if outcome.reason:
-            error = reason_record(outcome.reason, str(outcome.exc), attempt)
-        else:
-            assert outcome.exc is not None
-            error = error_record(outcome.exc, attempt)
-        retry = outcome.retryable and env is not None and attempt <= env.retries
-        if env is not None:
-            env.attempt = attempt
-            payload = encode_envelope(env)
-        else:
-            payload = outcome.payload
-        if retry:
-            assert outcome.function is not None and env is not None
-            opts = outcome.function.default_options
-            when = now + backoff_delay(attempt, opts.backoff, opts.max_backoff)
-            mode, at, keep_result, result_ttl = "retry", when, b"", 0
-        else:
-            mode, at = "dead", now
-            result_ttl = env.result_ttl if env and env.result_ttl else 0
-            keep_result = encode({"error": error}) if result_ttl else b""
-        self._log_failure(outcome, error, retry, at - now)
-        argv = [
-            outcome.job_id,
-            payload,
-            encode(error),
-            mode,
-            int(at * 1000),
-            datetime.now(UTC).strftime("%Y-%m-%d"),
-            int((now - self.settings.dead_ttl) * 1000),
-            self.settings.dead_max_jobs,
-            keep_result,
-            result_ttl,
-        ]
-        keys = [
-            qk.inflight(self.worker_id),
-            qk.jobs,
-            qk.state,
-            qk.scheduled,
-            qk.dead,
-            qk.errors,
-            qk.stats,
-            qk.result(outcome.job_id),
-        ]
-        for attempt_no in range(30):
-            try:
-                await SCRIPTS.fail.run_async(self.redis, keys, argv)
-                return
-            except RETRYABLE as exc:
-                log.warning("cannot record failure of job %s (%s); retrying", outcome.job_id, exc)
-                await asyncio.sleep(min(2.0, 0.1 * 2**attempt_no))
-
-    def _log_failure(self, o: Outcome, error: dict[str, Any], retry: bool, delay: float) -> None:
-        fields = {
-            "job_id": o.job_id,
-            "job": o.name,
-            "queue": o.queue,
-            "duration": round(o.duration, 6),
-            "error": error["type"],
-            "event": "retrying" if retry else "dead",
-        }
-        if retry:
-            log.warning(
-                "job %s %s on %s failed in %.3f s (%s: %s); retry %d in %.1f s",
-                o.job_id,
-                o.name,
-                o.queue,
-                o.duration,
-                error["type"],
-                error["message"],
-                error["attempt"],
-                delay,
-                extra=fields,
-            )
-        else:
-            log.error(
-                "job %s %s on %s failed in %.3f s (%s: %s); moved to the dead set",
-                o.job_id,
-                o.name,
-                o.queue,
-                o.duration,
-                error["type"],
-                error["message"],
-                extra=fields,
-            )
+        self.settler.failed(outcome)
 
     # -- scheduled and retrying jobs ----------------------------------------------------
 

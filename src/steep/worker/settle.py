@@ -1,0 +1,238 @@
+"""Settling finished jobs: what a worker process writes to Redis when a job ends.
+
+Successes are buffered and written by one loop, one Lua call per queue for
+everything that finished while the previous call was on the wire (so a lone
+job is settled at once and a busy worker makes few round trips). Failures
+are rare and written one by one: a retry with backoff, or the dead set.
+Each write runs in its own task, so cancelling a job never leaves its
+record half-written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import redis.asyncio
+
+from steep.connection import RETRYABLE, SCRIPTS
+from steep.job import encode, encode_envelope
+from steep.keys import QueueKeys
+from steep.retry import backoff_delay, error_record, reason_record
+from steep.settings import Settings
+from steep.worker.executor import Outcome
+
+log = logging.getLogger("steep.worker")
+
+
+class Settler:
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        qkeys: dict[str, QueueKeys],
+        worker_id: str,
+        settings: Settings,
+    ) -> None:
+        self.redis = client
+        self.qkeys = qkeys
+        self.worker_id = worker_id
+        self.settings = settings
+        self._acks: dict[str, list[tuple[str, bytes | None, int]]] = defaultdict(list)
+        self._ack_ready = asyncio.Event()
+        self._failing: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    @property
+    def busy(self) -> bool:
+        """Anything finished but not yet written."""
+        return bool(self._failing) or any(self._acks.values())
+
+    def failed(self, outcome: Outcome) -> None:
+        task = asyncio.create_task(self._record_failure(outcome))
+        self._failing.add(task)
+        task.add_done_callback(self._failing.discard)
+
+    async def close(self) -> None:
+        """Write everything still buffered, then let run() return."""
+        if self._failing:
+            await asyncio.gather(*self._failing, return_exceptions=True)
+        self._closing = True
+        self._ack_ready.set()
+
+    def succeeded(self, outcome: Outcome) -> None:
+        """Buffer a success; the ack loop settles it with the others that finish meanwhile."""
+        env = outcome.envelope
+        assert env is not None
+        result: bytes | None = None
+        ttl = 0
+        if env.result_ttl:
+            ttl = env.result_ttl
+            try:
+                result = encode({"value": outcome.value})
+            except (TypeError, msgspec.EncodeError, OverflowError) as exc:
+                result = encode(
+                    {
+                        "error": reason_record(
+                            "UnencodableResult",
+                            f"the job succeeded but its return value of type "
+                            f"{type(outcome.value).__qualname__} cannot be stored: {exc}",
+                            env.attempt + 1,
+                        )
+                    }
+                )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "job %s %s on %s succeeded in %.3f s",
+                outcome.job_id,
+                env.name,
+                outcome.queue,
+                outcome.duration,
+                extra={
+                    "job_id": outcome.job_id,
+                    "job": env.name,
+                    "queue": outcome.queue,
+                    "duration": round(outcome.duration, 6),
+                    "event": "succeeded",
+                },
+            )
+        self._acks[outcome.queue].append((outcome.job_id, result, ttl))
+        self._ack_ready.set()
+
+    async def run(self) -> None:
+        """Settle successes: one Lua call per queue for everything finished meanwhile."""
+        failures = 0
+        while True:
+            if not any(self._acks.values()):
+                if self._closing:
+                    return
+                await self._ack_ready.wait()
+                self._ack_ready.clear()
+                continue
+            batch, self._acks = self._acks, defaultdict(list)
+            try:
+                await self._send_acks(batch)
+                failures = 0
+            except RETRYABLE as exc:
+                failures += 1
+                pending = sum(map(len, batch.values()))
+                if self._closing and failures > 10:
+                    # they stay in our in-flight lists and go back to their queues
+                    # (and run again) with the rest of the unfinished jobs
+                    log.error("giving up settling %d finished jobs: %s", pending, exc)
+                    return
+                log.warning("cannot settle %d jobs (%s); retrying", pending, exc)
+                for qname, items in batch.items():
+                    self._acks[qname][:0] = items
+                await asyncio.sleep(0.5)
+
+    async def _send_acks(self, batch: dict[str, list[tuple[str, bytes | None, int]]]) -> None:
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
+        calls = []
+        for qname, items in batch.items():
+            qk = self.qkeys[qname]
+            keys = [qk.inflight(self.worker_id), qk.jobs, qk.state, qk.stats]
+            argv: list[Any] = [day, len(items), *(job_id for job_id, _, _ in items)]
+            for job_id, result, ttl in items:
+                if result is not None:
+                    keys.append(qk.result(job_id))
+                    argv += (result, ttl)
+            calls.append((keys, argv))
+        if len(calls) == 1:
+            await SCRIPTS.ack.run_async(self.redis, *calls[0])
+            return
+        await asyncio.gather(*(SCRIPTS.ack.run_async(self.redis, k, a) for k, a in calls))
+
+    async def _record_failure(self, outcome: Outcome) -> None:
+        env = outcome.envelope
+        qk = self.qkeys[outcome.queue]
+        attempt = (env.attempt if env else 0) + 1
+        now = time.time()
+        if outcome.reason:
+            error = reason_record(outcome.reason, str(outcome.exc), attempt)
+        else:
+            assert outcome.exc is not None
+            error = error_record(outcome.exc, attempt)
+        retry = outcome.retryable and env is not None and attempt <= env.retries
+        if env is not None:
+            env.attempt = attempt
+            payload = encode_envelope(env)
+        else:
+            payload = outcome.payload
+        if retry:
+            assert outcome.function is not None and env is not None
+            opts = outcome.function.default_options
+            when = now + backoff_delay(attempt, opts.backoff, opts.max_backoff)
+            mode, at, keep_result, result_ttl = "retry", when, b"", 0
+        else:
+            mode, at = "dead", now
+            result_ttl = env.result_ttl if env and env.result_ttl else 0
+            keep_result = encode({"error": error}) if result_ttl else b""
+        self._log_failure(outcome, error, retry, at - now)
+        argv = [
+            outcome.job_id,
+            payload,
+            encode(error),
+            mode,
+            int(at * 1000),
+            datetime.now(UTC).strftime("%Y-%m-%d"),
+            int((now - self.settings.dead_ttl) * 1000),
+            self.settings.dead_max_jobs,
+            keep_result,
+            result_ttl,
+        ]
+        keys = [
+            qk.inflight(self.worker_id),
+            qk.jobs,
+            qk.state,
+            qk.scheduled,
+            qk.dead,
+            qk.errors,
+            qk.stats,
+            qk.result(outcome.job_id),
+        ]
+        for attempt_no in range(30):
+            try:
+                await SCRIPTS.fail.run_async(self.redis, keys, argv)
+                return
+            except RETRYABLE as exc:
+                log.warning("cannot record failure of job %s (%s); retrying", outcome.job_id, exc)
+                await asyncio.sleep(min(2.0, 0.1 * 2**attempt_no))
+
+    def _log_failure(self, o: Outcome, error: dict[str, Any], retry: bool, delay: float) -> None:
+        fields = {
+            "job_id": o.job_id,
+            "job": o.name,
+            "queue": o.queue,
+            "duration": round(o.duration, 6),
+            "error": error["type"],
+            "event": "retrying" if retry else "dead",
+        }
+        if retry:
+            log.warning(
+                "job %s %s on %s failed in %.3f s (%s: %s); retry %d in %.1f s",
+                o.job_id,
+                o.name,
+                o.queue,
+                o.duration,
+                error["type"],
+                error["message"],
+                error["attempt"],
+                delay,
+                extra=fields,
+            )
+        else:
+            log.error(
+                "job %s %s on %s failed in %.3f s (%s: %s); moved to the dead set",
+                o.job_id,
+                o.name,
+                o.queue,
+                o.duration,
+                error["type"],
+                error["message"],
+                extra=fields,
+            )
