@@ -1,0 +1,82 @@
+"""steep: ``steep worker`` (a supervisor with -p processes, -c jobs at once in each)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from systems.base import QUEUE, Shape, Variant, WorkerCtx
+
+_DISTS = ("steep", "redis", "hiredis", "msgspec")
+_SETUP = "steep --log-level warning worker systems.steep_tasks -q bench -p P -c C"
+
+VARIANTS = (
+    Variant(
+        name="steep-async",
+        adapter="steep",
+        env="steep",
+        dists=_DISTS,
+        noop=Shape(2, 10, "processes x concurrent jobs (event loop)"),
+        io=Shape(2, 25, "processes x concurrent jobs (event loop)"),
+        setup=f"{_SETUP} (async def jobs)",
+        reason="One process per core; async jobs run on each process's event loop.",
+        bulk="job.enqueue_many([(i,), ...]) (one round trip per batch)",
+        async_jobs=True,
+    ),
+    Variant(
+        name="steep-sync",
+        adapter="steep",
+        env="steep",
+        dists=_DISTS,
+        noop=Shape(2, 10, "processes x threads"),
+        io=Shape(2, 25, "processes x threads"),
+        setup=f"{_SETUP} (plain def jobs, run in threads)",
+        reason="One process per core; sync jobs run in each process's threads.",
+        bulk="job.enqueue_many([(i,), ...]) (one round trip per batch)",
+    ),
+)
+
+
+def worker_commands(ctx: WorkerCtx) -> list[list[str]]:
+    return [
+        [
+            ctx.bin("steep"),
+            "--log-level",
+            "warning",
+            "worker",
+            "systems.steep_tasks",
+            "-q",
+            QUEUE,
+            "-p",
+            str(ctx.shape.processes),
+            "-c",
+            str(ctx.shape.slots),
+        ]
+    ]
+
+
+class _Producer:
+    # steep's enqueue is a plain call for both job flavours; the async rows only differ in
+    # which function the worker runs.
+    is_async = False
+
+    def __init__(self, variant: Variant) -> None:
+        from systems import steep_tasks
+
+        suffix = "async" if variant.async_jobs else "sync"
+        self.jobs = {
+            kind: getattr(steep_tasks, f"{kind}_{suffix}") for kind in ("noop", "io", "lat")
+        }
+
+    def enqueue(self, kind: str, i: int) -> None:
+        self.jobs[kind].enqueue(i)
+
+    def enqueue_many(self, kind: str, indices: Sequence[int]) -> None:
+        self.jobs[kind].enqueue_many([(i,) for i in indices])
+
+    def close(self) -> None:
+        return None
+
+
+def make_producer(variant: Variant, redis_url: str) -> Any:
+    return _Producer(variant)
