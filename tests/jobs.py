@@ -146,3 +146,18 @@ def spin(tag: str, seconds: float) -> None:
     while time.monotonic() < deadline:
         time.sleep(0.01)
     mark(tag, "finished")
+
+
+@job(queue="default", result_ttl=60)
+def sleepy(seconds: float) -> str:
+    """A thread job that sleeps in short steps, so an injected cancel lands quickly."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+    return "slept"
+
+
+@job(queue="default", result_ttl=60)
+async def async_sleepy(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "slept"

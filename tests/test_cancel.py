@@ -32,8 +32,9 @@ def test_cancel_async_job(client, run_worker):
 def test_cancel_thread_job(client, run_worker):
     worker = run_worker(burst=False)
     handle = jobs.spin.enqueue("cancel-thread", 30.0)
-    wait_for(lambda: client.lrange("test:cancel-thread", 0, -1) == [b"started"],
-             message="job start")
+    wait_for(
+        lambda: client.lrange("test:cancel-thread", 0, -1) == [b"started"], message="job start"
+    )
     cancel(client, handle)
     wait_for(lambda: handle.status is JobStatus.DEAD, message="job cancelled")
     error = json.loads(client.hget(get_keys().queue("default").errors, handle.id))

@@ -27,6 +27,7 @@ def test_retry_then_success(client, run_worker):
     qk = get_keys().queue("default")
     assert int(client.hget(qk.stats, "failed")) == 1
     assert int(client.hget(qk.stats, "processed")) == 1
+    assert client.hlen(qk.errors) == 0  # the error of the failed attempt went with the job
 
 
 def test_failed_job_waits_in_scheduled_set_with_its_error(client, run_worker):

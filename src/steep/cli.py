@@ -282,3 +282,6 @@ def demo(count: int, keep_server: bool) -> None:
     from steep.demo import run_demo
 
     sys.exit(run_demo(count, keep_server=keep_server, console=console))
+
+
+import steep.cli_ops  # noqa: E402, F401  (registers jobs, queues, workers, dead, stats)

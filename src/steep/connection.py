@@ -84,6 +84,13 @@ class Scripts:
         self.fail = loaded["fail"]
         self.promote = loaded["promote"]
         self.requeue = loaded["requeue"]
+        # operator actions (steep.ops)
+        self.edit = loaded["edit"]
+        self.delete = loaded["delete"]
+        self.take = loaded["take"]
+        self.run_now = loaded["run_now"]
+        self.retry_dead = loaded["retry_dead"]
+        self.clear = loaded["clear"]
         self.all = loaded
 
 

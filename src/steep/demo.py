@@ -8,12 +8,14 @@ progress, and ends with a summary table.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -137,9 +139,16 @@ def run_demo(count: int, *, keep_server: bool, console: Console) -> int:
             stderr=log_file,
         )
     console.print(f"[bold]Worker[/] started: 2 processes x 8 jobs at once (log: {log_path})")
+    dashboard = _start_dashboard(console)
     try:
-        return _run(count, console, worker)
+        code = _run(count, console, worker)
+        if dashboard is not None and code == 0 and sys.stdin.isatty():
+            with contextlib.suppress(EOFError, KeyboardInterrupt):
+                input("The dashboard stays up until you press Enter. ")
+        return code
     finally:
+        if dashboard is not None:
+            dashboard.should_exit = True
         worker.send_signal(signal.SIGTERM)
         try:
             worker.wait(30)
@@ -148,6 +157,29 @@ def run_demo(count: int, *, keep_server: bool, console: Console) -> int:
         if started_server and not keep_server:
             embedded.stop_server(settings)
             console.print("Embedded Valkey stopped (run `steep server` to keep one running).")
+
+
+def _start_dashboard(console: Console) -> Any:
+    """Serve the dashboard on loopback while the demo runs (port 8500, or any free one)."""
+    import socket
+
+    from steep.web.serve import serve_in_thread
+
+    port = 8500
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            port = 0
+    if port == 0:
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            port = free.getsockname()[1]
+    try:
+        server = serve_in_thread("127.0.0.1", port)
+    except Exception as exc:  # the demo still works without its dashboard
+        console.print(f"[yellow]dashboard not started: {exc}[/]")
+        return None
+    console.print(f"[bold]Dashboard[/] at http://127.0.0.1:{port}/ (watch the jobs move)")
+    return server
 
 
 def _run(count: int, console: Console, worker: subprocess.Popen[bytes]) -> int:

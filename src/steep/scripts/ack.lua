@@ -3,10 +3,11 @@
 -- KEYS[2] jobs     HASH
 -- KEYS[3] state    HASH
 -- KEYS[4] stats    HASH  counters
--- KEYS[5..] result LIST  one per job in ARGV that keeps its result
+-- KEYS[5] errors   HASH  the last error of a job that succeeded on a retry goes
+-- KEYS[6..] result LIST  one per job in ARGV that keeps its result
 -- ARGV[1] day (YYYY-MM-DD) for the daily counter
 -- ARGV[2] n, the number of ids; ARGV[3 .. 2+n] ids
--- then, for each result key KEYS[4+k]: ARGV pairs (outcome JSON, ttl seconds)
+-- then, for each result key KEYS[5+k]: ARGV pairs (outcome JSON, ttl seconds)
 local n = tonumber(ARGV[2])
 local ids = {}
 for i = 1, n do
@@ -18,11 +19,12 @@ for i = 1, n, 500 do
   local chunk = {unpack(ids, i, math.min(i + 499, n))}
   redis.call('HDEL', KEYS[2], unpack(chunk))
   redis.call('HDEL', KEYS[3], unpack(chunk))
+  redis.call('HDEL', KEYS[5], unpack(chunk))
 end
 redis.call('HINCRBY', KEYS[4], 'processed', n)
 redis.call('HINCRBY', KEYS[4], 'processed:' .. ARGV[1], n)
 local a = 3 + n
-for k = 5, #KEYS do
+for k = 6, #KEYS do
   redis.call('DEL', KEYS[k])
   redis.call('RPUSH', KEYS[k], ARGV[a])
   redis.call('EXPIRE', KEYS[k], ARGV[a + 1])

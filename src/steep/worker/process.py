@@ -230,6 +230,10 @@ class WorkerProcess:
         metrics = asyncio.create_task(self._metrics_loop(), name="steep-metrics")
         try:
             await self._stop.wait()
+            # a shutdown that overruns its deadline by far says where it is stuck
+            watchdog = self.loop.call_later(
+                self.settings.shutdown_timeout + 10, self._report_stuck_shutdown
+            )
             await self._shutdown(fetcher)
         finally:
             scheduler.cancel()
@@ -244,6 +248,8 @@ class WorkerProcess:
             await self.redis.aclose()
             await close_async_client()  # the one async jobs used, if any
             self._remove_signal_handlers()
+            if "watchdog" in locals():
+                watchdog.cancel()
         log.info(
             "worker %s stopped: %d processed, %d failed",
             self.worker_id,
@@ -251,6 +257,14 @@ class WorkerProcess:
             self.failed,
         )
         return self.exit_code
+
+    def _report_stuck_shutdown(self) -> None:
+        lines = []
+        for task in asyncio.all_tasks(self.loop):
+            frames = task.get_stack(limit=8)
+            where = " <- ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in reversed(frames))
+            lines.append(f"  {task.get_name()}: {where}")
+        log.warning("shutdown is taking long; tasks still pending:\n%s", "\n".join(lines))
 
     async def _shutdown(self, fetcher: asyncio.Task[None]) -> None:
         self._wake.set()

@@ -135,7 +135,7 @@ class Settler:
         calls = []
         for qname, items in batch.items():
             qk = self.qkeys[qname]
-            keys = [qk.inflight(self.worker_id), qk.jobs, qk.state, qk.stats]
+            keys = [qk.inflight(self.worker_id), qk.jobs, qk.state, qk.stats, qk.errors]
             argv: list[Any] = [day, len(items), *(job_id for job_id, _, _ in items)]
             for job_id, result, ttl in items:
                 if result is not None:

@@ -1,0 +1,99 @@
+"""The steep dashboard: a Starlette app to mount in any ASGI application.
+
+    from steep.web import create_app
+    app.mount("/steep", create_app(username="ops", password="..."))
+
+See docs/dashboard.md for running it (`steep web`), security and Prometheus.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from steep.web import actions, app, prometheus
+from steep.web.security import Credentials, Guard
+
+__all__ = ["DashboardConfig", "create_app"]
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardConfig:
+    credentials: Credentials
+    read_only: bool = False
+    allow_anonymous: bool = False
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes", "on")
+
+
+def create_app(
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    token: str | None = None,
+    read_only: bool | None = None,
+    allow_anonymous: bool = False,
+) -> Starlette:
+    """The dashboard as an ASGI app.
+
+    Credentials default to STEEP_WEB_USERNAME (default `steep`), STEEP_WEB_PASSWORD
+    and STEEP_WEB_TOKEN; read-only to STEEP_WEB_READ_ONLY. Without credentials only
+    loopback clients are served, unless `allow_anonymous=True` (the host application
+    authenticates its users itself).
+    """
+    password = password if password is not None else os.environ.get("STEEP_WEB_PASSWORD")
+    credentials = Credentials(
+        username=username or os.environ.get("STEEP_WEB_USERNAME") or "steep",
+        password=password or None,
+        token=token if token is not None else (os.environ.get("STEEP_WEB_TOKEN") or None),
+    )
+    config = DashboardConfig(
+        credentials=credentials,
+        read_only=_env_flag("STEEP_WEB_READ_ONLY") if read_only is None else read_only,
+        allow_anonymous=allow_anonymous,
+    )
+    post: dict[str, Any] = {"methods": ["POST"]}
+    routes = [
+        Route("/", app.overview),
+        Route("/_/counters", app.counters),
+        Route("/_/running", app.running_partial),
+        Route("/queues", app.queues_page),
+        Route("/queues/{name}", app.queue_page),
+        Route("/queues/{name}/pause", actions.action(actions.pause, "/queues"), **post),
+        Route("/queues/{name}/resume", actions.action(actions.resume, "/queues"), **post),
+        Route("/queues/{name}/clear", actions.action(actions.clear, "/queues"), **post),
+        Route("/bulk", actions.action(actions.bulk), **post),
+        Route("/scheduled", app.state_page),
+        Route("/retries", app.state_page),
+        Route("/dead", app.state_page),
+        Route("/jobs/{queue}/{job_id}", app.job_page),
+        Route("/jobs/{queue}/{job_id}/edit", actions.action(actions.edit), **post),
+        Route("/jobs/{queue}/{job_id}/delete", actions.action(actions.delete), **post),
+        Route("/jobs/{queue}/{job_id}/retry", actions.action(actions.retry), **post),
+        Route("/jobs/{queue}/{job_id}/cancel", actions.action(actions.cancel), **post),
+        Route("/workers", app.workers_page),
+        Route("/workers/{worker_id}/quiet", actions.action(actions.quiet, "/workers"), **post),
+        Route("/workers/{worker_id}/stop", actions.action(actions.stop, "/workers"), **post),
+        Route("/stats", app.stats_page),
+        Route("/metrics", prometheus.metrics),
+        Route("/api/status", app.api_status),
+        Route("/api/history", app.api_history),
+        Route("/api/minutes", app.api_minutes),
+        Route("/api/jobs/{queue}/{state}", app.api_jobs),
+        Route("/api/job/{queue}/{job_id}", app.api_job),
+        Mount("/static", StaticFiles(directory=app.HERE / "static"), name="static"),
+    ]
+    web = Starlette(
+        routes=routes,
+        middleware=[Middleware(Guard, credentials=credentials, allow_anonymous=allow_anonymous)],
+    )
+    web.state.config = config
+    return web

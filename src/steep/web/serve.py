@@ -1,0 +1,53 @@
+"""`steep web`: the dashboard under uvicorn, refusing to listen beyond loopback
+without credentials."""
+
+from __future__ import annotations
+
+import threading
+
+import uvicorn
+
+from steep.web import create_app
+from steep.web.security import is_loopback
+
+
+class CredentialsRequired(Exception):
+    pass
+
+
+def build_server(
+    host: str, port: int, *, root_path: str = "", read_only: bool | None = None
+) -> uvicorn.Server:
+    app = create_app(read_only=read_only)
+    if not is_loopback(host) and not app.state.config.credentials:
+        raise CredentialsRequired(
+            f"refusing to serve the dashboard on {host} without credentials: set "
+            "STEEP_WEB_PASSWORD (HTTP basic, user STEEP_WEB_USERNAME or 'steep') or "
+            "STEEP_WEB_TOKEN, or listen on 127.0.0.1"
+        )
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        root_path=root_path.rstrip("/"),
+        log_level="warning",
+        proxy_headers=False,
+    )
+    return uvicorn.Server(config)
+
+
+def serve(host: str, port: int, *, root_path: str = "", read_only: bool | None = None) -> None:
+    server = build_server(host, port, root_path=root_path, read_only=read_only)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"steep dashboard on http://{shown}:{port}{root_path.rstrip('/')}/", flush=True)
+    server.run()
+
+
+def serve_in_thread(host: str = "127.0.0.1", port: int = 8500) -> uvicorn.Server:
+    """Start the dashboard in a daemon thread (used by `steep demo`); stop with
+    `server.should_exit = True`."""
+    server = build_server(host, port)
+    server.config.install_signal_handlers = False  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.run, name="steep-web", daemon=True)
+    thread.start()
+    return server
