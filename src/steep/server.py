@@ -163,7 +163,31 @@ def _server_process(paths: ServerPaths) -> psutil.Process | None:
     return None
 
 
-def _await(paths: ServerPaths, timeout: float, starting: bool = False) -> str:
+def _server_processes(paths: ServerPaths) -> list[psutil.Process]:
+    """Every live valkey-server running this data dir's conf, named by the pid file or not.
+
+    The pid file misses two kinds: a daemon that has forked but not yet written it (valkey
+    creates it empty, then fills it), and one shutting down that has already removed it
+    but still holds the AOF and will still unlink the socket path on its way out.
+    """
+    if proc := _server_process(paths):
+        return [proc]
+    conf = str(paths.conf)
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            cmdline = proc.cmdline()
+            # The binary as well as the conf: an editor open on valkey.conf is no server.
+            if (
+                conf in cmdline[1:]
+                and Path(cmdline[0]).name.startswith("valkey-server")
+                and not _is_gone(proc)
+            ):
+                found.append(proc)
+    return found
+
+
+def _await(paths: ServerPaths, timeout: float) -> str:
     """Wait until the server answers: "up", or "busy", "gone" (no process) or "stuck"."""
     deadline = time.monotonic() + timeout
     while True:
@@ -173,15 +197,10 @@ def _await(paths: ServerPaths, timeout: float, starting: bool = False) -> str:
         now = time.monotonic()
         if state == "loading":
             deadline = max(deadline, now + timeout)  # replaying a big AOF is progress
-        elif (
-            state == "down"
-            and _server_process(paths) is None
-            and (
-                # A starting daemon writes its pid file a moment after the fork, and the file
-                # is empty for an instant: only a readable pid that is dead means it failed.
-                not starting or _read_pid(paths) is not None or now >= deadline
-            )
-        ):
+        # Judged by the processes, never by the pid file alone: reading it while a starting
+        # daemon fills it, or after one shutting down removed it, would call a live server
+        # dead, and the caller would then terminate it or start a second one beside it.
+        elif state == "down" and not _server_processes(paths):
             return "gone"
         if now >= deadline:
             return "busy" if state == "busy" else "stuck"
@@ -302,9 +321,12 @@ def _start_daemon(paths: ServerPaths, settings: Settings) -> None:
         said = output.read().decode(errors="replace").strip()
     if result.returncode != 0:
         raise ServerError(f"valkey-server exited with {result.returncode}: {said}")
-    state = _await(paths, START_TIMEOUT, starting=True)
-    if state != "up":
-        if proc := _server_process(paths):
+    state = _await(paths, START_TIMEOUT)
+    if state == "busy":
+        # It accepted a connection, so it is listening: a loaded machine answers late.
+        log.warning("valkey-server on %s is slow to answer PING; using it", paths.socket)
+    elif state != "up":
+        for proc in _server_processes(paths):
             _terminate(proc, START_TIMEOUT)
         what = (
             "exited while starting"
@@ -328,18 +350,20 @@ def ensure_server(settings: Settings, *, timeout: float = LOCK_TIMEOUT) -> str:
     if fd is None:
         return str(paths.socket)
     try:
-        # Another holder may have started it, or it is loading, or still shutting down.
-        state = _await(paths, START_TIMEOUT) if _server_process(paths) else _probe(paths.socket)
+        # Another holder may have started it, or it is loading, or still shutting down: wait
+        # until it answers or is gone, as a second server beside it would share its AOF.
+        state = _await(paths, START_TIMEOUT) if _server_processes(paths) else _probe(paths.socket)
         if state in ("up", "busy", "loading"):
             return str(paths.socket)
-        if state == "stuck" and (proc := _server_process(paths)):
+        if state == "stuck":
             # Alive but refusing connections (e.g. its socket file was deleted): replace it.
-            log.warning(
-                "valkey-server pid %s does not accept connections on %s; restarting",
-                proc.pid,
-                paths.socket,
-            )
-            _terminate(proc, START_TIMEOUT)
+            for proc in _server_processes(paths):
+                log.warning(
+                    "valkey-server pid %s does not accept connections on %s; restarting",
+                    proc.pid,
+                    paths.socket,
+                )
+                _terminate(proc, START_TIMEOUT)
         _start_daemon(paths, settings)
         return str(paths.socket)
     finally:
@@ -359,9 +383,12 @@ def run_foreground(settings: Settings) -> int:
             child.send_signal(signal.SIGTERM)  # one graceful shutdown, whatever the signal
 
     try:
-        proc = _server_process(paths) if fd is not None else None
-        if fd is None or proc is not None or _probe(paths.socket) != "down":
-            pid = f" (pid {proc.pid})" if proc else ""
+        procs = _server_processes(paths) if fd is not None else []
+        if procs and _server_process(paths) is None:
+            # Starting or shutting down: wait for it to answer or to be gone.
+            procs = [] if _await(paths, START_TIMEOUT) == "gone" else _server_processes(paths)
+        if fd is None or procs or _probe(paths.socket) != "down":
+            pid = f" (pid {procs[0].pid})" if procs else ""
             raise ServerError(
                 f"an embedded server is already running for {paths.data_dir}{pid} "
                 f"on {paths.socket}; stop it with `steep server --stop`"
