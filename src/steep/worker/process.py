@@ -228,6 +228,7 @@ class WorkerProcess:
         acker = asyncio.create_task(self.settler.run(), name="steep-ack")
         scheduler = asyncio.create_task(self._schedule_loop(), name="steep-schedule")
         metrics = asyncio.create_task(self._metrics_loop(), name="steep-metrics")
+        watchdog: asyncio.TimerHandle | None = None
         try:
             await self._stop.wait()
             # a shutdown that overruns its deadline by far says where it is stuck
@@ -248,7 +249,7 @@ class WorkerProcess:
             await self.redis.aclose()
             await close_async_client()  # the one async jobs used, if any
             self._remove_signal_handlers()
-            if "watchdog" in locals():
+            if watchdog is not None:
                 watchdog.cancel()
         log.info(
             "worker %s stopped: %d processed, %d failed",
