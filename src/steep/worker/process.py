@@ -492,7 +492,9 @@ class WorkerProcess:
 
     async def _schedule_loop(self) -> None:
         interval = self.settings.schedule_poll_interval
-        while True:
+        # a flag, not only cancel(): redis-py may turn a cancellation mid-command into
+        # a connection error, which this loop would otherwise survive
+        while not self._stop.is_set():
             try:
                 next_due = await promote_due(self.redis, list(self.qkeys.values()))
             except RETRYABLE as exc:
@@ -503,7 +505,7 @@ class WorkerProcess:
             await asyncio.sleep(max(0.005, delay) * random.uniform(0.9, 1.0))
 
     async def _metrics_loop(self) -> None:
-        while True:
+        while not self._stop.is_set():
             await asyncio.sleep(1.0)
             try:
                 await self.metrics.flush(self.redis)
