@@ -161,3 +161,23 @@ def sleepy(seconds: float) -> str:
 async def async_sleepy(seconds: float) -> str:
     await asyncio.sleep(seconds)
     return "slept"
+
+
+@job(queue="default", result_ttl=60)
+def read_meta(key: str) -> str | None:
+    """Returns what an enqueue middleware stored under `key` in the job's meta."""
+    ctx = current_job()
+    assert ctx is not None
+    return ctx.meta.get(key)
+
+
+@job(queue="default", result_ttl=60)
+async def async_read_meta(key: str) -> str | None:
+    ctx = current_job()
+    assert ctx is not None
+    return ctx.meta.get(key)
+
+
+@job(queue="default", retries=0, tags=("billing", "nightly"))
+def tagged_fail(message: str) -> None:
+    raise ValueError(message)

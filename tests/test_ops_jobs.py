@@ -49,12 +49,12 @@ def test_filters_on_name_args_tag_and_error(client, run_worker):
     assert _ids(page) == [wanted.id]
     page = ops.list_jobs("default", "queued", limit=50, filter=ops.Filter(name="jobs.add"))
     assert [j.name for j in page.jobs] == ["tests.jobs.add"]
-    # tags are a producer-defined envelope field
-    qk = get_keys().queue("default")
-    raw = client.hget(qk.jobs, wanted.id).decode()
-    client.hset(qk.jobs, wanted.id, raw[:-1] + ',"tags":["billing"]}')
+    # tags come from @job(tags=...) or .options(tags=...)
+    tagged = jobs.record.options(tags=["billing"]).enqueue("tagged", 1)
     page = ops.list_jobs("default", "queued", filter=ops.Filter(tag="billing"))
-    assert _ids(page) == [wanted.id] and page.jobs[0].tags == ["billing"]
+    assert _ids(page) == [tagged.id] and page.jobs[0].tags == ["billing"]
+    page = ops.list_jobs("default", "queued", filter=ops.Filter(tag="bill"))
+    assert _ids(page) == []
     ops.clear("default")
     jobs.always_fails.options(retries=0).enqueue("x")
     jobs.selective.options(retries=0).enqueue("y", "permanent")

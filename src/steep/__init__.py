@@ -11,6 +11,7 @@ send_report.enqueue(42)
 from steep.context import JobContext, current_job
 from steep.errors import JobFailed, JobTimeout, SteepError, UnknownJob
 from steep.job import Job, JobStatus
+from steep.middleware import Middleware
 from steep.registry import JobFunction, JobOptions, job
 from steep.settings import ConfigError, Settings, configure, get_settings
 
@@ -25,6 +26,7 @@ __all__ = [
     "JobOptions",
     "JobStatus",
     "JobTimeout",
+    "Middleware",
     "Settings",
     "SteepError",
     "UnknownJob",

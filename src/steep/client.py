@@ -7,11 +7,13 @@ also records the queue's name in the global set of queues.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from steep import middleware
 from steep.connection import SCRIPTS, get_async_client, get_client, get_keys
 from steep.job import Envelope, Job, encode_envelope, new_job_id
 from steep.registry import JobOptions
@@ -35,9 +37,7 @@ def due(when: float | timedelta | datetime) -> float:
     raise TypeError(f"expected seconds, a timedelta or an aware datetime, got {when!r}")
 
 
-def _build(
-    name: str, opts: JobOptions, args: Sequence[Any], kwargs: dict[str, Any]
-) -> tuple[str, bytes]:
+def _envelope(name: str, opts: JobOptions, args: Sequence[Any], kwargs: dict[str, Any]) -> Envelope:
     envelope = Envelope(
         id=new_job_id(),
         name=name,
@@ -49,7 +49,9 @@ def _build(
         result_ttl=opts.result_ttl,
         enqueued_at=time.time(),
     )
-    return envelope.id, encode_envelope(envelope)
+    if opts.tags:
+        envelope.tags = list(opts.tags)
+    return envelope
 
 
 def _argv(job_id: str, payload: bytes, at: float | None) -> tuple[str, bytes, int]:
@@ -93,13 +95,16 @@ def enqueue(
     kwargs: dict[str, Any],
     at: float | None = None,
 ) -> Job:
-    job_id, payload = _build(name, opts, args, kwargs)
-    client = get_client()
-    queues_key = _note_queue(opts.queue)
-    if queues_key is not None:
-        client.sadd(queues_key, opts.queue)
-    SCRIPTS.enqueue(client, _queue_keys(opts.queue), _argv(job_id, payload, at))
-    return Job(job_id, opts.queue, name)
+    envelope = _envelope(name, opts, args, kwargs)
+    chain = middleware.chains()[0]
+    with middleware.around_enqueue(chain, [envelope]) if chain else _NO_MIDDLEWARE:
+        payload = encode_envelope(envelope)
+        client = get_client()
+        queues_key = _note_queue(envelope.queue)
+        if queues_key is not None:
+            client.sadd(queues_key, envelope.queue)
+        SCRIPTS.enqueue(client, _queue_keys(envelope.queue), _argv(envelope.id, payload, at))
+    return Job(envelope.id, envelope.queue, name)
 
 
 async def aenqueue(
@@ -109,26 +114,35 @@ async def aenqueue(
     kwargs: dict[str, Any],
     at: float | None = None,
 ) -> Job:
-    job_id, payload = _build(name, opts, args, kwargs)
-    client = get_async_client()
-    queues_key = _note_queue(opts.queue)
-    if queues_key is not None:
-        await client.sadd(queues_key, opts.queue)  # type: ignore[misc]
-    await SCRIPTS.enqueue.run_async(client, _queue_keys(opts.queue), _argv(job_id, payload, at))
-    return Job(job_id, opts.queue, name)
+    envelope = _envelope(name, opts, args, kwargs)
+    chain = middleware.chains()[0]
+    with middleware.around_enqueue(chain, [envelope]) if chain else _NO_MIDDLEWARE:
+        payload = encode_envelope(envelope)
+        client = get_async_client()
+        queues_key = _note_queue(envelope.queue)
+        if queues_key is not None:
+            await client.sadd(queues_key, envelope.queue)  # type: ignore[misc]
+        await SCRIPTS.enqueue.run_async(
+            client, _queue_keys(envelope.queue), _argv(envelope.id, payload, at)
+        )
+    return Job(envelope.id, envelope.queue, name)
+
+
+_NO_MIDDLEWARE = contextlib.nullcontext()
 
 
 def _prepare_many(
     name: str, opts: JobOptions, calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict]]
-) -> tuple[list[Job], list[Any]]:
-    jobs: list[Job] = []
+) -> tuple[list[Envelope], list[Job]]:
+    envelopes = [_envelope(name, opts, *_split_call(call)) for call in calls]
+    return envelopes, [Job(e.id, e.queue, name) for e in envelopes]
+
+
+def _encode_many(envelopes: list[Envelope]) -> list[Any]:
     argv: list[Any] = []
-    for call in calls:
-        args, kwargs = _split_call(call)
-        job_id, payload = _build(name, opts, args, kwargs)
-        argv += (job_id, payload, 0)
-        jobs.append(Job(job_id, opts.queue, name))
-    return jobs, argv
+    for envelope in envelopes:
+        argv += (envelope.id, encode_envelope(envelope), 0)
+    return argv
 
 
 # One script call carries at most this many jobs, so a huge batch does not
@@ -140,38 +154,47 @@ def enqueue_many(
     name: str, opts: JobOptions, calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict]]
 ) -> list[Job]:
     """Enqueue many calls of one job in one round trip (chunks pipelined)."""
-    jobs, argv = _prepare_many(name, opts, calls)
+    envelopes, jobs = _prepare_many(name, opts, calls)
     if not jobs:
         return jobs
+    chain = middleware.chains()[0]
+    with middleware.around_enqueue(chain, envelopes) if chain else _NO_MIDDLEWARE:
+        _push_many(opts.queue, _encode_many(envelopes))
+    return jobs
+
+
+def _push_many(queue: str, argv: list[Any]) -> None:
     client = get_client()
-    queues_key = _note_queue(opts.queue)
+    queues_key = _note_queue(queue)
     if queues_key is not None:
-        client.sadd(queues_key, opts.queue)
-    keys = _queue_keys(opts.queue)
+        client.sadd(queues_key, queue)
+    keys = _queue_keys(queue)
     step = _CHUNK * 3
     if len(argv) <= step:
         SCRIPTS.enqueue(client, keys, argv)
-        return jobs
+        return
     SCRIPTS.enqueue(client, keys, argv[:3])  # loads the script once if the server lacks it
     pipe = client.pipeline(transaction=False)
     for start in range(3, len(argv), step):
         pipe.evalsha(SCRIPTS.enqueue.sha, len(keys), *keys, *argv[start : start + step])
     pipe.execute()
-    return jobs
 
 
 async def aenqueue_many(
     name: str, opts: JobOptions, calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict]]
 ) -> list[Job]:
-    jobs, argv = _prepare_many(name, opts, calls)
+    envelopes, jobs = _prepare_many(name, opts, calls)
     if not jobs:
         return jobs
-    client = get_async_client()
-    queues_key = _note_queue(opts.queue)
-    if queues_key is not None:
-        await client.sadd(queues_key, opts.queue)  # type: ignore[misc]
-    keys = _queue_keys(opts.queue)
-    step = _CHUNK * 3
-    for start in range(0, len(argv), step):
-        await SCRIPTS.enqueue.run_async(client, keys, argv[start : start + step])
+    chain = middleware.chains()[0]
+    with middleware.around_enqueue(chain, envelopes) if chain else _NO_MIDDLEWARE:
+        argv = _encode_many(envelopes)
+        client = get_async_client()
+        queues_key = _note_queue(opts.queue)
+        if queues_key is not None:
+            await client.sadd(queues_key, opts.queue)  # type: ignore[misc]
+        keys = _queue_keys(opts.queue)
+        step = _CHUNK * 3
+        for start in range(0, len(argv), step):
+            await SCRIPTS.enqueue.run_async(client, keys, argv[start : start + step])
     return jobs

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextvars
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 
 class JobContext(NamedTuple):
@@ -14,6 +15,7 @@ class JobContext(NamedTuple):
     queue: str
     attempt: int  # 1 on the first run, 2 on the first retry...
     worker_id: str
+    meta: Mapping[str, Any] = {}  # what enqueue middleware stored in the envelope
 
 
 _current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar(

@@ -40,6 +40,10 @@ class Envelope(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     result_ttl: int | None = None
     attempt: int = 0
     enqueued_at: float = 0.0
+    tags: list[str] = []
+    # free-form headers carried from the enqueuing side to the run (middleware
+    # put trace context, request ids and the like here)
+    meta: dict[str, Any] = {}
     v: int = 1
 
 

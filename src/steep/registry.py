@@ -33,8 +33,15 @@ class JobOptions:
     retry_on: tuple[type[BaseException], ...] = (Exception,)
     backoff: float = 5.0  # seconds before the first retry; doubles each attempt, plus jitter
     max_backoff: float = 3600.0
+    tags: tuple[str, ...] = ()  # labels to find the job by (ops filters, dashboard)
 
     def __post_init__(self) -> None:
+        if isinstance(self.tags, str):
+            object.__setattr__(self, "tags", (self.tags,))
+        elif not isinstance(self.tags, tuple):
+            object.__setattr__(self, "tags", tuple(self.tags))
+        if not all(isinstance(tag, str) and tag for tag in self.tags):
+            raise ValueError(f"tags must be non-empty strings, got {self.tags!r}")
         if not self.queue or any(c in self.queue for c in "{}: \t\n"):
             raise ValueError(f"invalid queue name {self.queue!r}: no braces, colons or spaces")
         if self.retries < 0:
@@ -246,6 +253,7 @@ def job(
     retry_on: tuple[type[BaseException], ...] | type[BaseException] = ...,
     backoff: float = ...,
     max_backoff: float = ...,
+    tags: Sequence[str] = ...,
     name: str | None = ...,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
@@ -254,7 +262,7 @@ def job(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, **o
     """Register a function (sync or async) as a job.
 
     `@job` or `@job(queue="mail", retries=5, timeout=30, result_ttl=3600,
-    retry_on=(IOError,), backoff=5.0, name="stable.name")`.
+    retry_on=(IOError,), backoff=5.0, tags=("billing",), name="stable.name")`.
     """
     if "retry_on" in options and isinstance(options["retry_on"], type):
         options["retry_on"] = (options["retry_on"],)

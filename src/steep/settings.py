@@ -129,6 +129,16 @@ def _data_dir(value: Any) -> Path:
     return Path(value).expanduser()
 
 
+def _import_paths(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        raise _Invalid('an array of "module:attribute" paths', _type_name(value))
+    for item in value:
+        text = _string(item)
+        if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", text):
+            raise _Invalid('an array of "module:attribute" paths', repr(text))
+    return tuple(value)
+
+
 _CHECKS: dict[str, Callable[[Any], Any]] = {
     "env": _choice(*ENVIRONMENTS),
     "redis_url": _redis_url,
@@ -146,6 +156,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", upper=True),
     "log_format": _choice("text", "json"),
     "fsync": _choice("always", "everysec", "no"),
+    "middleware": _import_paths,
 }
 FIELDS = tuple(_CHECKS)
 
@@ -183,6 +194,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     fsync: str = "everysec"
+    middleware: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for key, check in _CHECKS.items():

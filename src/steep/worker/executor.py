@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from steep import middleware
 from steep.context import JobContext, _current
 from steep.errors import JobTimeout, UnknownJob
 from steep.job import Envelope, decode_envelope
@@ -68,7 +69,14 @@ class _ThreadCall:
         self.running = False
         self.thread_id = 0
 
-    def run(self, fn: Any, args: list[Any], kwargs: dict[str, Any], ctx: JobContext) -> Any:
+    def run(
+        self,
+        fn: Any,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        ctx: JobContext,
+        chain: tuple[Any, ...],
+    ) -> Any:
         token = _current.set(ctx)
         try:
             try:
@@ -76,6 +84,9 @@ class _ThreadCall:
                     self.thread_id = threading.get_ident()
                     self.running = True
                 try:
+                    if chain:
+                        with middleware.around_execute(chain, ctx):
+                            return ("ok", fn(*args, **kwargs))
                     return ("ok", fn(*args, **kwargs))
                 finally:
                     with self.lock:
@@ -149,7 +160,9 @@ class Executor:
             )
             outcome.reason = "ArgumentMismatch"
             return outcome
-        ctx = JobContext(job_id, envelope.name, queue, envelope.attempt + 1, self.worker_id)
+        ctx = JobContext(
+            job_id, envelope.name, queue, envelope.attempt + 1, self.worker_id, envelope.meta
+        )
         running.name = envelope.name
         if log.isEnabledFor(logging.INFO):
             log.info(
@@ -192,21 +205,33 @@ class Executor:
         timeout: float | None,
     ) -> Any:
         token = _current.set(ctx)
+        chain = middleware.chains()[1]
         try:
-            if timeout is None:
-                return await function.fn(*args, **kwargs)
-            cm = asyncio.timeout(timeout)
-            try:
-                async with cm:
-                    return await function.fn(*args, **kwargs)
-            except TimeoutError:
-                if cm.expired():
-                    raise JobTimeout(
-                        f"{ctx.name} ran longer than its timeout of {timeout} s"
-                    ) from None
-                raise
+            if chain:
+                with middleware.around_execute(chain, ctx):
+                    return await Executor._await(function, args, kwargs, ctx, timeout)
+            return await Executor._await(function, args, kwargs, ctx, timeout)
         finally:
             _current.reset(token)
+
+    @staticmethod
+    async def _await(
+        function: JobFunction[Any, Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        ctx: JobContext,
+        timeout: float | None,
+    ) -> Any:
+        if timeout is None:
+            return await function.fn(*args, **kwargs)
+        cm = asyncio.timeout(timeout)
+        try:
+            async with cm:
+                return await function.fn(*args, **kwargs)
+        except TimeoutError:
+            if cm.expired():
+                raise JobTimeout(f"{ctx.name} ran longer than its timeout of {timeout} s") from None
+            raise
 
     async def _run_thread(
         self,
@@ -219,7 +244,8 @@ class Executor:
         running: Running,
     ) -> Any:
         running.call = call = _ThreadCall()
-        waiter = self.threads.submit(call.run, function.fn, args, kwargs, ctx)
+        chain = middleware.chains()[1]
+        waiter = self.threads.submit(call.run, function.fn, args, kwargs, ctx, chain)
         if timeout is None:
             kind, value = await waiter
         else:
