@@ -93,6 +93,13 @@ class Scripts:
         self.clear = loaded["clear"]
         self.all = loaded
 
+    def __getattr__(self, name: str) -> Script:
+        # every other scripts/<name>.lua (features' own scripts) by its file name
+        try:
+            return self.all[name]
+        except KeyError:
+            raise AttributeError(f"no Lua script named {name!r} in steep/scripts") from None
+
 
 SCRIPTS = Scripts()
 

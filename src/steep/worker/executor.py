@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from steep import middleware
+from steep import hooks, middleware
 from steep.context import JobContext, _current
 from steep.errors import JobTimeout, UnknownJob
 from steep.job import Envelope, decode_envelope
@@ -47,6 +47,12 @@ class Outcome:
     reason: str = ""
     duration: float = 0.0
     stuck: bool = False
+    # the feature hooks concerned with this job (steep.hooks), and whether their
+    # after_run has been called
+    hooks: tuple[hooks.Hook, ...] = ()
+    hooks_ran: bool = False
+    # set when a hook decided the job does not run now (deferred) or at all
+    verdict: hooks.Defer | hooks.Discard | None = None
 
     @property
     def name(self) -> str:
@@ -57,6 +63,24 @@ class Outcome:
         if self.reason or self.function is None or self.exc is None:
             return False
         return isinstance(self.exc, (self.function.default_options.retry_on, JobTimeout))
+
+    @property
+    def will_retry(self) -> bool:
+        """A failed attempt that will be retried (so the job is not finished yet)."""
+        return (
+            not self.ok
+            and self.verdict is None
+            and self.retryable
+            and self.envelope is not None
+            and self.envelope.attempt + 1 <= self.envelope.retries
+        )
+
+    async def run_after_hooks(self, redis: Any) -> None:
+        """Each concerned hook's after_run, once (see steep.hooks)."""
+        if self.hooks and not self.hooks_ran:
+            for hook in self.hooks:
+                await hook.after_run(redis, self)
+            self.hooks_ran = True
 
 
 class _ThreadCall:
@@ -128,6 +152,7 @@ class Executor:
         self.threads_size = concurrency
         self.worker_id = worker_id
         self._threads: JobThreads | None = None
+        self.redis: Any = None  # the worker's async client, for feature hooks
 
     @property
     def threads(self) -> JobThreads:
@@ -164,6 +189,10 @@ class Executor:
             job_id, envelope.name, queue, envelope.attempt + 1, self.worker_id, envelope.meta
         )
         running.name = envelope.name
+        if hooks._HOOKS:
+            outcome.hooks = hooks.hooks_for(envelope, function)
+            if outcome.hooks and await self._before_run(outcome, ctx):
+                return outcome
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "job %s %s on %s started (attempt %d)",
@@ -195,6 +224,20 @@ class Executor:
             outcome.exc = exc
         outcome.duration = time.perf_counter() - started
         return outcome
+
+    async def _before_run(self, outcome: Outcome, ctx: JobContext) -> bool:
+        """Ask the hooks; True when one of them decided the job does not run now."""
+        assert outcome.envelope is not None
+        for i, hook in enumerate(outcome.hooks):
+            verdict = await hook.before_run(self.redis, outcome.envelope, ctx)
+            if verdict is not None:
+                outcome.verdict = verdict
+                # the hooks that already said yes give back what they took
+                for earlier in outcome.hooks[:i]:
+                    await earlier.after_run(self.redis, outcome)
+                outcome.hooks_ran = True
+                return True
+        return False
 
     @staticmethod
     async def _run_async(

@@ -30,11 +30,13 @@ from typing import Any
 
 import redis.asyncio
 
+from steep import hooks
 from steep.connection import RETRYABLE, SCRIPTS, close_async_client, make_async_client
 from steep.errors import Cancelled
 from steep.job import decode_envelope
 from steep.keys import Keys
 from steep.metrics import MetricsRecorder
+from steep.registry import lookup_local
 from steep.scheduler import promote_due
 from steep.settings import Settings, get_settings
 from steep.worker.executor import THREAD_STOP_GRACE, Executor, Outcome, Running
@@ -196,6 +198,8 @@ class WorkerProcess:
             reason="Cancelled",
             duration=time.time() - r.started,
         )
+        if envelope is not None:
+            outcome.hooks = hooks.hooks_for(envelope, lookup_local(envelope.name))
         self._settle_failure(outcome)
 
     def threadsafe(self, method: Any, *args: Any) -> None:
@@ -214,6 +218,7 @@ class WorkerProcess:
         self._quiet = False
         self.redis: redis.asyncio.Redis = make_async_client(self.settings)
         self.settler = Settler(self.redis, self.qkeys, self.worker_id, self.settings)
+        self.executor.redis = self.redis
         self._install_signal_handlers()
         self.heartbeat = Heartbeat(self)
         self.heartbeat.start()
@@ -476,6 +481,9 @@ class WorkerProcess:
     def _settle(self, qname: str, job_id: str, outcome: Outcome) -> None:
         if self._cancelled.pop(job_id, None) is not None and not outcome.ok:
             outcome.exc, outcome.reason = Cancelled("cancelled by an operator"), "Cancelled"
+        if outcome.verdict is not None:
+            self.settler.set_aside(outcome)
+            return
         if outcome.ok:
             self.processed += 1
             self.settler.succeeded(outcome)

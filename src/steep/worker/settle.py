@@ -3,7 +3,9 @@
 Successes are buffered and written by one loop, one Lua call per queue for
 everything that finished while the previous call was on the wire (so a lone
 job is settled at once and a busy worker makes few round trips). Failures
-are rare and written one by one: a retry with backoff, or the dead set.
+are rare and written one by one: a retry with backoff, or the dead set. Jobs
+that feature hooks concern (steep.hooks) get their hooks' after_run before the
+write and after_settle after it.
 Each write runs in its own task, so cancelling a job never leaves its
 record half-written.
 """
@@ -21,6 +23,7 @@ import msgspec
 import redis.asyncio
 
 from steep.connection import RETRYABLE, SCRIPTS
+from steep.hooks import Defer, Discard
 from steep.job import encode, encode_envelope
 from steep.keys import QueueKeys
 from steep.retry import backoff_delay, error_record, reason_record
@@ -43,29 +46,41 @@ class Settler:
         self.worker_id = worker_id
         self.settings = settings
         self._acks: dict[str, list[tuple[str, bytes | None, int]]] = defaultdict(list)
+        # successes in the ack buffer whose hooks want after_settle
+        self._hooked: list[Outcome] = []
         self._ack_ready = asyncio.Event()
-        self._failing: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
 
     @property
     def busy(self) -> bool:
         """Anything finished but not yet written."""
-        return bool(self._failing) or any(self._acks.values())
+        return bool(self._tasks) or any(self._acks.values())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def failed(self, outcome: Outcome) -> None:
-        task = asyncio.create_task(self._record_failure(outcome))
-        self._failing.add(task)
-        task.add_done_callback(self._failing.discard)
+        self._spawn(self._record_failure(outcome))
+
+    def set_aside(self, outcome: Outcome) -> None:
+        """A job a hook decided not to run now (deferred) or at all (discarded)."""
+        self._spawn(self._record_verdict(outcome))
 
     async def close(self) -> None:
         """Write everything still buffered, then let run() return."""
-        if self._failing:
-            await asyncio.gather(*self._failing, return_exceptions=True)
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         self._closing = True
         self._ack_ready.set()
 
     def succeeded(self, outcome: Outcome) -> None:
         """Buffer a success; the ack loop settles it with the others that finish meanwhile."""
+        if outcome.hooks and not outcome.hooks_ran:
+            self._spawn(self._after_hooks_then_ack(outcome))
+            return
         env = outcome.envelope
         assert env is not None
         result: bytes | None = None
@@ -101,7 +116,38 @@ class Settler:
                 },
             )
         self._acks[outcome.queue].append((outcome.job_id, result, ttl))
+        if outcome.hooks:
+            self._hooked.append(outcome)
         self._ack_ready.set()
+
+    async def _after_hooks_then_ack(self, outcome: Outcome) -> None:
+        if await self._with_retries(outcome, "run the hooks of", outcome.run_after_hooks):
+            self.succeeded(outcome)
+
+    async def _with_retries(self, outcome: Outcome, doing: str, step: Any) -> bool:
+        """Run `step(redis)` through connection trouble; False if it could not be done
+        (the job then stays in flight and runs again later: nothing is lost)."""
+        for attempt_no in range(30):
+            try:
+                await step(self.redis)
+                return True
+            except RETRYABLE as exc:
+                log.warning("cannot %s job %s (%s); retrying", doing, outcome.job_id, exc)
+                await asyncio.sleep(min(2.0, 0.1 * 2**attempt_no))
+            except Exception:
+                log.exception("cannot %s job %s; it will run again", doing, outcome.job_id)
+                return False
+        return False
+
+    async def _after_settle(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            for hook in outcome.hooks:
+                try:
+                    await hook.after_settle(self.redis, outcome)
+                except Exception:
+                    # the settlement stands; the feature's own fallback (a TTL, a
+                    # sweep) covers what this call would have done
+                    log.exception("%s hook failed after job %s", hook.name, outcome.job_id)
 
     async def run(self) -> None:
         """Settle successes: one Lua call per queue for everything finished meanwhile."""
@@ -114,9 +160,12 @@ class Settler:
                 self._ack_ready.clear()
                 continue
             batch, self._acks = self._acks, defaultdict(list)
+            hooked, self._hooked = self._hooked, []
             try:
                 await self._send_acks(batch)
                 failures = 0
+                if hooked:
+                    self._spawn(self._after_settle(hooked))
             except RETRYABLE as exc:
                 failures += 1
                 pending = sum(map(len, batch.values()))
@@ -128,6 +177,7 @@ class Settler:
                 log.warning("cannot settle %d jobs (%s); retrying", pending, exc)
                 for qname, items in batch.items():
                     self._acks[qname][:0] = items
+                self._hooked[:0] = hooked
                 await asyncio.sleep(0.5)
 
     async def _send_acks(self, batch: dict[str, list[tuple[str, bytes | None, int]]]) -> None:
@@ -148,6 +198,12 @@ class Settler:
         await asyncio.gather(*(SCRIPTS.ack.run_async(self.redis, k, a) for k, a in calls))
 
     async def _record_failure(self, outcome: Outcome) -> None:
+        if (
+            outcome.hooks
+            and not outcome.hooks_ran
+            and not await self._with_retries(outcome, "run the hooks of", outcome.run_after_hooks)
+        ):
+            return
         env = outcome.envelope
         qk = self.qkeys[outcome.queue]
         attempt = (env.attempt if env else 0) + 1
@@ -157,10 +213,10 @@ class Settler:
         else:
             assert outcome.exc is not None
             error = error_record(outcome.exc, attempt)
-        retry = outcome.retryable and env is not None and attempt <= env.retries
+        retry = outcome.will_retry
         if env is not None:
-            env.attempt = attempt
-            payload = encode_envelope(env)
+            # a copy: the outcome's envelope stays as it ran, for the hooks
+            payload = encode_envelope(msgspec.structs.replace(env, attempt=attempt))
         else:
             payload = outcome.payload
         if retry:
@@ -195,13 +251,68 @@ class Settler:
             qk.stats,
             qk.result(outcome.job_id),
         ]
-        for attempt_no in range(30):
-            try:
-                await SCRIPTS.fail.run_async(self.redis, keys, argv)
-                return
-            except RETRYABLE as exc:
-                log.warning("cannot record failure of job %s (%s); retrying", outcome.job_id, exc)
-                await asyncio.sleep(min(2.0, 0.1 * 2**attempt_no))
+        written = await self._with_retries(
+            outcome, "record the failure of", lambda r: SCRIPTS.fail.run_async(r, keys, argv)
+        )
+        if written and outcome.hooks:
+            await self._after_settle([outcome])
+
+    async def _record_verdict(self, outcome: Outcome) -> None:
+        qk = self.qkeys[outcome.queue]
+        env = outcome.envelope
+        verdict = outcome.verdict
+        assert env is not None and verdict is not None
+        now = time.time()
+        if isinstance(verdict, Defer):
+            env.meta["deferred"] = int(env.meta.get("deferred", 0)) + 1
+            keys = [qk.inflight(self.worker_id), qk.jobs, qk.state, qk.scheduled]
+            argv: list[Any] = [
+                outcome.job_id,
+                encode_envelope(env),
+                int((now + verdict.delay) * 1000),
+            ]
+            script = SCRIPTS.defer
+            log.info(
+                "job %s %s on %s deferred %.1f s: %s",
+                outcome.job_id,
+                env.name,
+                outcome.queue,
+                verdict.delay,
+                verdict.reason,
+                extra={"job_id": outcome.job_id, "job": env.name, "event": "deferred"},
+            )
+        else:
+            error = reason_record(verdict.reason, verdict.message, env.attempt + 1)
+            result_ttl = env.result_ttl or 0
+            keys = [
+                qk.inflight(self.worker_id),
+                qk.jobs,
+                qk.state,
+                qk.errors,
+                qk.stats,
+                qk.result(outcome.job_id),
+            ]
+            argv = [
+                outcome.job_id,
+                verdict.counter,
+                datetime.now(UTC).strftime("%Y-%m-%d"),
+                encode({"error": error}) if result_ttl else b"",
+                result_ttl,
+            ]
+            script = SCRIPTS.discard
+            log.warning(
+                "job %s %s on %s discarded: %s",
+                outcome.job_id,
+                env.name,
+                outcome.queue,
+                verdict.message,
+                extra={"job_id": outcome.job_id, "job": env.name, "event": "discarded"},
+            )
+        written = await self._with_retries(
+            outcome, "set aside", lambda r: script.run_async(r, keys, argv)
+        )
+        if written and isinstance(verdict, Discard) and outcome.hooks:
+            await self._after_settle([outcome])
 
     def _log_failure(self, o: Outcome, error: dict[str, Any], retry: bool, delay: float) -> None:
         fields = {
