@@ -11,6 +11,7 @@ from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from steep import ops
+from steep.settings import ConfigError, configure, get_settings, load_settings
 from steep.web import create_app
 from steep.web.serve import CredentialsRequired, build_server
 from tests import jobs
@@ -94,9 +95,8 @@ def test_queue_and_bulk_actions(web, run_worker):
     assert ops.queue("default").size == 0
 
 
-def test_credentials_basic_and_token(client, monkeypatch):
-    monkeypatch.setenv("STEEP_WEB_PASSWORD", "s3cret")
-    monkeypatch.setenv("STEEP_WEB_TOKEN", "tok")
+def test_credentials_basic_and_token(client):
+    configure(web_password="s3cret", web_token="tok")
     web = TestClient(create_app(), client=("203.0.113.9", 1))
     assert web.get("/").status_code == 401
     assert web.get("/").headers["www-authenticate"].startswith("Basic")
@@ -104,6 +104,26 @@ def test_credentials_basic_and_token(client, monkeypatch):
     assert web.get("/", auth=("steep", "s3cret")).status_code == 200
     assert web.get("/", auth=("anyone", "tok")).status_code == 200
     assert web.get("/metrics", headers={"Authorization": "Bearer tok"}).status_code == 200
+    # secrets stay out of anything that prints the settings
+    assert "s3cret" not in repr(get_settings()) and "tok'" not in repr(get_settings())
+
+
+def test_credentials_from_steep_toml_and_environment(tmp_path):
+    (tmp_path / "steep.toml").write_text('web_username = "ops"\nweb_password = "from-file"\n')
+    settings = load_settings(tmp_path, environ={"STEEP_WEB_TOKEN": "from-env"})
+    assert (settings.web_username, settings.web_password) == ("ops", "from-file")
+    assert settings.web_token == "from-env"
+    assert load_settings(tmp_path, environ={"STEEP_WEB_READ_ONLY": "yes"}).web_read_only
+    with pytest.raises(ConfigError, match=r"STEEP_WEB_READ_ONLY.*true or false"):
+        load_settings(tmp_path, environ={"STEEP_WEB_READ_ONLY": "maybe"})
+
+
+def test_a_same_host_reverse_proxy_does_not_make_requests_local(web, client):
+    # the proxy connects from loopback, but on behalf of someone else
+    for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+        refused = web.get("/", headers={header: "203.0.113.9"})
+        assert refused.status_code == 403 and "proxy" in refused.text
+    assert web.get("/").status_code == 200
 
 
 def test_without_credentials_only_loopback_is_served(web, client):
@@ -117,9 +137,7 @@ def test_without_credentials_only_loopback_is_served(web, client):
     assert build_server("127.0.0.1", 8599) is not None
 
 
-def test_read_only_hides_buttons_and_refuses_changes(client, monkeypatch):
-    monkeypatch.delenv("STEEP_WEB_PASSWORD", raising=False)
-    monkeypatch.delenv("STEEP_WEB_TOKEN", raising=False)
+def test_read_only_hides_buttons_and_refuses_changes(client):
     handle = jobs.add.enqueue(1, 2)
     web = TestClient(create_app(read_only=True), client=LOCAL)
     page = web.get("/queues")

@@ -37,8 +37,20 @@ ENVIRONMENTS = ("development", "staging", "production")
 CONFIG_FILE = "steep.toml"
 _ENV_VARS = {
     f"STEEP_{key.upper()}": key
-    for key in ("redis_url", "data_dir", "namespace", "log_level", "log_format")
+    for key in (
+        "redis_url",
+        "data_dir",
+        "namespace",
+        "log_level",
+        "log_format",
+        "web_username",
+        "web_password",
+        "web_token",
+        "web_read_only",
+    )
 }
+# values that are never shown (repr, logs, `steep status`)
+SECRETS = ("web_password", "web_token")
 _TYPE_NAMES = {
     bool: "boolean",
     str: "string",
@@ -129,6 +141,31 @@ def _data_dir(value: Any) -> Path:
     return Path(value).expanduser()
 
 
+def _optional_string(value: Any) -> str | None:
+    return None if value is None else (_string(value) or None)
+
+
+_YES = ("1", "true", "yes", "on")
+_NO = ("0", "false", "no", "off")
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in (
+        "1",
+        "true",
+        "yes",
+        "on",
+        "0",
+        "false",
+        "no",
+        "off",
+    ):
+        return value.lower() in ("1", "true", "yes", "on")
+    raise _Invalid("true or false", repr(value) if isinstance(value, str) else _type_name(value))
+
+
 def _import_paths(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list | tuple):
         raise _Invalid('an array of "module:attribute" paths', _type_name(value))
@@ -157,6 +194,10 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "log_format": _choice("text", "json"),
     "fsync": _choice("always", "everysec", "no"),
     "middleware": _import_paths,
+    "web_username": _name,
+    "web_password": _optional_string,
+    "web_token": _optional_string,
+    "web_read_only": _flag,
 }
 FIELDS = tuple(_CHECKS)
 
@@ -195,6 +236,12 @@ class Settings:
     log_format: str = "text"
     fsync: str = "everysec"
     middleware: tuple[str, ...] = ()
+    # the dashboard (steep web, steep.web.create_app): HTTP basic user and password,
+    # and/or a bearer token; read-only hides every action
+    web_username: str = "steep"
+    web_password: str | None = None
+    web_token: str | None = None
+    web_read_only: bool = False
 
     def __post_init__(self) -> None:
         for key, check in _CHECKS.items():
@@ -213,6 +260,9 @@ class Settings:
         # Settings end up in logs and tracebacks; the password in redis_url must not.
         shown = {key: getattr(self, key) for key in _CHECKS}
         shown["redis_url"] = self.redis_url and redacted_url(self.redis_url)
+        for key in SECRETS:
+            if shown[key] is not None:
+                shown[key] = "***"
         return f"Settings({', '.join(f'{key}={value!r}' for key, value in shown.items())})"
 
 

@@ -8,7 +8,6 @@ See docs/dashboard.md for running it (`steep web`), security and Prometheus.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +16,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from steep.settings import get_settings
 from steep.web import actions, app, prometheus
 from steep.web.security import Credentials, Guard
 
@@ -30,10 +30,6 @@ class DashboardConfig:
     allow_anonymous: bool = False
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes", "on")
-
-
 def create_app(
     *,
     username: str | None = None,
@@ -44,20 +40,21 @@ def create_app(
 ) -> Starlette:
     """The dashboard as an ASGI app.
 
-    Credentials default to STEEP_WEB_USERNAME (default `steep`), STEEP_WEB_PASSWORD
-    and STEEP_WEB_TOKEN; read-only to STEEP_WEB_READ_ONLY. Without credentials only
-    loopback clients are served, unless `allow_anonymous=True` (the host application
-    authenticates its users itself).
+    Credentials and read-only mode default to the settings `web_username` (default
+    `steep`), `web_password`, `web_token` and `web_read_only` (steep.toml, or
+    STEEP_WEB_USERNAME, STEEP_WEB_PASSWORD, STEEP_WEB_TOKEN, STEEP_WEB_READ_ONLY).
+    Without credentials only loopback clients are served, unless
+    `allow_anonymous=True` (the host application authenticates its users itself).
     """
-    password = password if password is not None else os.environ.get("STEEP_WEB_PASSWORD")
+    settings = get_settings()
     credentials = Credentials(
-        username=username or os.environ.get("STEEP_WEB_USERNAME") or "steep",
-        password=password or None,
-        token=token if token is not None else (os.environ.get("STEEP_WEB_TOKEN") or None),
+        username=username or settings.web_username,
+        password=(password if password is not None else settings.web_password) or None,
+        token=(token if token is not None else settings.web_token) or None,
     )
     config = DashboardConfig(
         credentials=credentials,
-        read_only=_env_flag("STEEP_WEB_READ_ONLY") if read_only is None else read_only,
+        read_only=settings.web_read_only if read_only is None else read_only,
         allow_anonymous=allow_anonymous,
     )
     post: dict[str, Any] = {"methods": ["POST"]}

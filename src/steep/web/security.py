@@ -69,6 +69,9 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+_FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
+
+
 class Guard:
     """ASGI middleware: authentication first, then CSRF on state-changing requests."""
 
@@ -88,10 +91,15 @@ class Guard:
                 return
         elif not self.allow_anonymous:
             client = scope.get("client")
-            if not is_loopback(client[0] if client else None):
+            # A reverse proxy on the same host connects from loopback on behalf of
+            # anyone: a forwarded request is not a local one.
+            proxied = any(h in headers for h in _FORWARDING_HEADERS)
+            if proxied or not is_loopback(client[0] if client else None):
                 await PlainTextResponse(
                     "steep dashboard: no credentials are configured, so only local "
-                    "clients are served (set STEEP_WEB_PASSWORD or STEEP_WEB_TOKEN)",
+                    "clients are served"
+                    + (" (this request came through a proxy)" if proxied else "")
+                    + ": set web_password or web_token (STEEP_WEB_PASSWORD, STEEP_WEB_TOKEN)",
                     status_code=403,
                 )(scope, receive, send)
                 return

@@ -22,8 +22,8 @@ def build_server(
     if not is_loopback(host) and not app.state.config.credentials:
         raise CredentialsRequired(
             f"refusing to serve the dashboard on {host} without credentials: set "
-            "STEEP_WEB_PASSWORD (HTTP basic, user STEEP_WEB_USERNAME or 'steep') or "
-            "STEEP_WEB_TOKEN, or listen on 127.0.0.1"
+            "web_password (HTTP basic, user web_username, default 'steep') or web_token "
+            "in steep.toml, or STEEP_WEB_PASSWORD / STEEP_WEB_TOKEN, or listen on 127.0.0.1"
         )
     config = uvicorn.Config(
         app,
