@@ -151,14 +151,33 @@ def test_delete_all_dead_and_retrying(client, run_worker):
     assert ops.queue("default").scheduled == 1  # the scheduled job stays
 
 
-def test_succeeded_jobs_are_listed_from_their_results(client, run_worker):
-    handles = [jobs.add.enqueue(i, 1) for i in range(3)]
+def test_succeeded_jobs_are_listed_newest_first_from_an_index(client, run_worker):
+    handles = []
+    for i in range(3):  # one drain each, so their finish times are ordered
+        handles.append(jobs.add.enqueue(i, 1))
+        run_worker()
     jobs.record.enqueue("no-result", 1)
-    run_worker()
-    page = ops.list_jobs("default", "succeeded", limit=10)
-    assert sorted(_ids(page)) == sorted(h.id for h in handles)
-    assert {j.result["value"] for j in page.jobs} == {1, 2, 3}
+    worker = run_worker()
+    page = ops.list_jobs("default", "succeeded", limit=2)
+    assert _ids(page) == [handles[2].id, handles[1].id] and page.cursor is not None
+    rest = ops.list_jobs("default", "succeeded", limit=2, cursor=page.cursor)
+    assert _ids(rest) == [handles[0].id] and rest.cursor is None
+    first = page.jobs[0]
+    assert (first.name, first.result["value"], first.attempt) == ("tests.jobs.add", 3, 1)
+    assert first.finished_at == pytest.approx(time.time(), abs=10) and first.duration >= 0
+    assert first.worker and first.worker.split("-")[0] == worker.worker_id.split("-")[0]
     assert ops.get_job("default", handles[0].id).state == "succeeded"
+    # an expired result drops out of the listing
+    client.delete(get_keys().queue("default").result(handles[2].id))
+    assert _ids(ops.list_jobs("default", "succeeded")) == [handles[1].id, handles[0].id]
+
+
+def test_the_index_of_successes_is_capped(client, run_worker):
+    from steep.worker import settle
+
+    jobs.add.enqueue_many([(i, 0) for i in range(settle.DONE_INDEX_SIZE + 20)])
+    run_worker()
+    assert client.zcard(get_keys().queue("default").done) == settle.DONE_INDEX_SIZE
 
 
 def test_running_jobs_show_their_worker(client, run_worker):

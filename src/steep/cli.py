@@ -12,6 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from steep.humanize import duration
 from steep.settings import ConfigError, configure, get_settings, redacted_url
 
 # Piped output (scripts, CI logs) gets wide lines instead of a wrapped 80 columns.
@@ -212,16 +213,7 @@ def enqueue(
         console.print_json(data=value)
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+_age = duration
 
 
 @main.command()

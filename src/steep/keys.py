@@ -72,6 +72,12 @@ class QueueKeys:
         """LIST of job ids a worker process has taken from this queue and not yet settled."""
         return f"{self._base}:inflight:{worker_id}"
 
+    @property
+    def done(self) -> str:
+        """ZSET job id -> finish time (ms) of the latest jobs that succeeded and keep a
+        result (capped; an entry whose result expired is skipped when listed)."""
+        return f"{self._base}:done"
+
     def result(self, job_id: str) -> str:
         """LIST holding one JSON outcome (value or error), kept for the job's result_ttl."""
         return f"{self._base}:result:{job_id}"

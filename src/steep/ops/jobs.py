@@ -50,7 +50,9 @@ class JobInfo:
     enqueued_at: float | None = None
     due_at: float | None = None  # scheduled or retrying: when it runs
     died_at: float | None = None
-    worker: str | None = None  # running: the worker process holding it
+    finished_at: float | None = None  # succeeded: when
+    duration: float | None = None  # succeeded: run time in seconds
+    worker: str | None = None  # running: the worker process holding it; succeeded: ran it
     started_at: float | None = None
     error: dict[str, Any] | None = None  # the last error: type, message, traceback, attempt
     result: dict[str, Any] | None = None  # succeeded (or dead with result_ttl): the outcome
@@ -141,7 +143,12 @@ def _succeeded(queue: str, job_id: str, result: bytes) -> JobInfo:
         id=job_id,
         queue=queue,
         state="dead" if "error" in outcome else "succeeded",
+        name=outcome.get("name", ""),
+        attempt=outcome.get("attempt", 0),
         enqueued_at=created_at(job_id),
+        finished_at=outcome.get("finished_at"),
+        duration=outcome.get("duration"),
+        worker=outcome.get("worker"),
         result=outcome,
         error=outcome.get("error"),
     )
@@ -219,7 +226,8 @@ def list_jobs(
     """One page of a queue's jobs in `state` (see STATES).
 
     Order: queued in the order they will run; scheduled and retrying by due
-    time; dead newest first; running and succeeded in no particular order.
+    time; dead and succeeded newest first; running in no particular order.
+    Succeeded lists the latest 1,000 successes of jobs that keep a result.
     With a filter, up to 20 pages' worth of jobs are examined for one page of
     matches; a page may then hold fewer than `limit` jobs while the cursor
     still says there is more.
@@ -245,13 +253,10 @@ def _batches(
 ) -> Iterator[tuple[list[JobInfo], str | None]]:
     """Pages of raw jobs with the cursor after each; stops at the end."""
     qk = get_keys().queue(queue)
-    if state in ("running", "succeeded"):
+    if state == "running":
         scan = int(cursor or 0)
         while True:
-            if state == "running":
-                scan, jobs = _scan_running(client, queue, qk, scan, size)
-            else:
-                scan, jobs = _scan_results(client, queue, qk, scan, size)
+            scan, jobs = _scan_running(client, queue, qk, scan, size)
             if scan == 0:
                 yield jobs, None
                 return
@@ -263,6 +268,9 @@ def _batches(
             raw = client.lrange(qk.queued, -(offset + size), -(offset + 1))
             ids = [r.decode() for r in reversed(raw)]
             jobs = _hydrate(client, queue, ids)
+        elif state == "succeeded":
+            ids = [r.decode() for r in client.zrange(qk.done, offset, offset + size - 1, desc=True)]
+            jobs = _results(client, queue, qk, ids)
         else:
             key = qk.dead if state == "dead" else qk.scheduled
             raw = client.zrange(
@@ -286,13 +294,8 @@ def _scan_running(
     return scan, [j for j in _hydrate(client, queue, ids) if j.state == "running"]
 
 
-def _scan_results(
-    client: redis.Redis, queue: str, qk: QueueKeys, scan: int, size: int
-) -> tuple[int, list[JobInfo]]:
-    prefix = qk.result("")
-    pattern = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
-    scan, keys = client.scan(scan, match=pattern, count=max(size, 100))
-    ids = [k.decode()[len(prefix) :] for k in keys]
+def _results(client: redis.Redis, queue: str, qk: QueueKeys, ids: list[str]) -> list[JobInfo]:
+    """Successes by id; one whose result expired (or that runs again) is left out."""
     pipe = client.pipeline(transaction=False)
     for job_id in ids:
         pipe.lindex(qk.result(job_id), 0)
@@ -305,7 +308,7 @@ def _scan_results(
             info = _succeeded(queue, job_id, result)
             if info.state == "succeeded":
                 jobs.append(info)
-    return scan, jobs
+    return jobs
 
 
 def iter_jobs(

@@ -4,10 +4,12 @@
 -- KEYS[3] state    HASH
 -- KEYS[4] stats    HASH  counters
 -- KEYS[5] errors   HASH  the last error of a job that succeeded on a retry goes
--- KEYS[6..] result LIST  one per job in ARGV that keeps its result
+-- KEYS[6] done     ZSET  index of recent successes that keep a result
+-- KEYS[7..] result LIST  one per job in ARGV that keeps its result
 -- ARGV[1] day (YYYY-MM-DD) for the daily counter
 -- ARGV[2] n, the number of ids; ARGV[3 .. 2+n] ids
--- then, for each result key KEYS[5+k]: ARGV pairs (outcome JSON, ttl seconds)
+-- ARGV[3+n] now (ms); ARGV[4+n] most entries to keep in `done`
+-- then, for each result key KEYS[6+k]: ARGV triples (id, outcome JSON, ttl seconds)
 local n = tonumber(ARGV[2])
 local ids = {}
 for i = 1, n do
@@ -23,11 +25,16 @@ for i = 1, n, 500 do
 end
 redis.call('HINCRBY', KEYS[4], 'processed', n)
 redis.call('HINCRBY', KEYS[4], 'processed:' .. ARGV[1], n)
-local a = 3 + n
-for k = 6, #KEYS do
-  redis.call('DEL', KEYS[k])
-  redis.call('RPUSH', KEYS[k], ARGV[a])
-  redis.call('EXPIRE', KEYS[k], ARGV[a + 1])
-  a = a + 2
+if #KEYS > 6 then
+  local now = ARGV[3 + n]
+  local a = 5 + n
+  for k = 7, #KEYS do
+    redis.call('DEL', KEYS[k])
+    redis.call('RPUSH', KEYS[k], ARGV[a + 1])
+    redis.call('EXPIRE', KEYS[k], ARGV[a + 2])
+    redis.call('ZADD', KEYS[6], now, ARGV[a])
+    a = a + 3
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[6], 0, -1 - tonumber(ARGV[4 + n]))
 end
 return n

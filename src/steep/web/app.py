@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from steep import ops
+from steep.humanize import duration
 from steep.web.security import CSRF_COOKIE, new_csrf_token
 
 HERE = Path(__file__).parent
@@ -55,20 +56,8 @@ def _iso(ts: float | None) -> str:
     return "" if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def _ms(value: float | None) -> str:
-    return "-" if value is None else _duration(value / 1000)
+    return "-" if value is None else duration(value / 1000)
 
 
 def _short_args(job: ops.JobInfo, width: int = 80) -> str:
@@ -88,7 +77,7 @@ env = Environment(
     lstrip_blocks=True,
 )
 env.filters.update(
-    relative=_relative, iso=_iso, duration=_duration, ms=_ms, short_args=_short_args, mib=_bytes
+    relative=_relative, iso=_iso, duration=duration, ms=_ms, short_args=_short_args, mib=_bytes
 )
 
 

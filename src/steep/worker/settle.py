@@ -32,6 +32,9 @@ from steep.worker.executor import Outcome
 
 log = logging.getLogger("steep.worker")
 
+# How many of a queue's latest successes that keep a result the operations layer can list.
+DONE_INDEX_SIZE = 1000
+
 
 class Settler:
     def __init__(
@@ -87,8 +90,17 @@ class Settler:
         ttl = 0
         if env.result_ttl:
             ttl = env.result_ttl
+            # name, time and worker let the operations layer show a finished job
+            # whose envelope is gone
+            record = {
+                "name": env.name,
+                "finished_at": round(time.time(), 3),
+                "duration": round(outcome.duration, 6),
+                "worker": self.worker_id,
+                "attempt": env.attempt + 1,
+            }
             try:
-                result = encode({"value": outcome.value})
+                result = encode({"value": outcome.value, **record})
             except (TypeError, msgspec.EncodeError, OverflowError) as exc:
                 result = encode(
                     {
@@ -97,7 +109,8 @@ class Settler:
                             f"the job succeeded but its return value of type "
                             f"{type(outcome.value).__qualname__} cannot be stored: {exc}",
                             env.attempt + 1,
-                        )
+                        ),
+                        **record,
                     }
                 )
         if log.isEnabledFor(logging.INFO):
@@ -182,15 +195,17 @@ class Settler:
 
     async def _send_acks(self, batch: dict[str, list[tuple[str, bytes | None, int]]]) -> None:
         day = datetime.now(UTC).strftime("%Y-%m-%d")
+        now_ms = int(time.time() * 1000)
         calls = []
         for qname, items in batch.items():
             qk = self.qkeys[qname]
-            keys = [qk.inflight(self.worker_id), qk.jobs, qk.state, qk.stats, qk.errors]
+            keys = [qk.inflight(self.worker_id), qk.jobs, qk.state, qk.stats, qk.errors, qk.done]
             argv: list[Any] = [day, len(items), *(job_id for job_id, _, _ in items)]
+            argv += (now_ms, DONE_INDEX_SIZE)
             for job_id, result, ttl in items:
                 if result is not None:
                     keys.append(qk.result(job_id))
-                    argv += (result, ttl)
+                    argv += (job_id, result, ttl)
             calls.append((keys, argv))
         if len(calls) == 1:
             await SCRIPTS.ack.run_async(self.redis, *calls[0])
