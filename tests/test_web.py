@@ -178,3 +178,13 @@ def test_prometheus_metrics_and_json_api(web, run_worker):
     listing = web.get("/api/jobs/default/queued").json()
     assert listing["jobs"][0]["args"] == [2, 2] and listing["cursor"] is None
     assert web.get("/api/jobs/default/bogus").status_code == 400
+
+
+def test_recently_succeeded_jobs_show_result_and_run_time(web, run_worker):
+    handle = jobs.add.enqueue(20, 22)
+    run_worker()
+    listing = web.get("/queues/default?state=succeeded").text
+    assert handle.id in listing and "tests.jobs.add" in listing and ">42<" in listing
+    assert "Finished" in listing and "Took" in listing
+    detail = web.get(f"/jobs/default/{handle.id}").text
+    assert "finished" in detail and "took" in detail and "failed of" not in detail
