@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 
+import pytest
 from click.testing import CliRunner
 
 from steep import ops
@@ -99,3 +101,13 @@ def test_stats(client, run_worker):
     assert code == 0 and json.loads(out)["days"][-1]["processed"] == 1
     code, out = run("stats")
     assert code == 0 and "Per day" in out
+
+
+def test_a_failed_jobs_error_says_which_worker_ran_it_and_when(client, run_worker):
+    handle = jobs.always_fails.options(retries=0).enqueue("where")
+    worker = run_worker()
+    info = ops.get_job("default", handle.id)
+    assert info.state == "dead" and info.error["worker"] == worker.worker_id
+    assert info.error["at"] == pytest.approx(time.time(), abs=30)
+    code, out = run("jobs", "show", handle.id)
+    assert code == 0 and f"attempt 1 on {worker.worker_id}" in out

@@ -180,6 +180,8 @@ def jobs_show(job_id: str, queue: str | None, as_json: bool) -> None:
     error = info.error or (info.result or {}).get("error")
     if error:
         console.print(f"[bold red]{error.get('type')}[/]: {error.get('message')}", highlight=False)
+        if error.get("worker"):
+            console.print(f"attempt {error.get('attempt')} on {error['worker']}", highlight=False)
         if error.get("traceback"):
             click.echo(error["traceback"])
 

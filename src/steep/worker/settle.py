@@ -228,6 +228,9 @@ class Settler:
         else:
             assert outcome.exc is not None
             error = error_record(outcome.exc, attempt)
+        # which worker ran the failed attempt, and when (the operator's first questions)
+        error["worker"] = self.worker_id
+        error["at"] = round(now, 3)
         retry = outcome.will_retry
         if env is not None:
             # a copy: the outcome's envelope stays as it ran, for the hooks
