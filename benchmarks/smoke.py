@@ -1,0 +1,118 @@
+"""Performance smoke: a few thousand jobs through steep alone, failing only on a gross
+regression against the figures recorded in docs/benchmarks.md.
+
+    python benchmarks/smoke.py            # exit 1 if a rate is below a quarter of the record
+
+It starts its own private Valkey (the pip-installed binary, no persistence), measures
+single-call and bulk enqueue rates and the drain rate of one `steep worker` with the
+benchmark's steep-async shape (2 processes x 10), and compares each with the record line
+`<!-- smoke-record: ... -->` in docs/benchmarks.md. The full comparison with the peers is
+`python benchmarks/run.py`; this only guards the hot path against being slowed by accident.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORD = ROOT / "docs" / "benchmarks.md"
+# A run on a slower or busier machine is fine; only a fall below this share of the
+# record fails (a hot path made several times slower, not noise).
+FLOOR = 0.25
+
+JOBS = """
+import redis, os
+from steep import job
+
+_r = redis.Redis.from_url(os.environ["STEEP_REDIS_URL"])
+
+@job(queue="smoke")
+async def noop(i: int) -> None:
+    _r.incr("smoke:done")
+"""
+
+
+def recorded() -> dict[str, float]:
+    match = re.search(r"<!-- smoke-record: (.*?) -->", RECORD.read_text())
+    if not match:
+        raise SystemExit(f"no '<!-- smoke-record: ... -->' line in {RECORD}")
+    return {k: float(v) for k, v in (item.split("=") for item in match[1].split())}
+
+
+def measure(n: int, workdir: Path) -> dict[str, float]:
+    from steep import connection, server
+    from steep.settings import Settings, configure
+
+    data = workdir / "valkey"
+    settings = Settings(data_dir=data, fsync="no")
+    socket_path = server.ensure_server(settings)
+    url = f"unix://{socket_path}"
+    os.environ["STEEP_REDIS_URL"] = url
+    try:
+        configure(redis_url=url)
+        connection.reset_clients()
+        (workdir / "smoke_jobs.py").write_text(JOBS)
+        sys.path.insert(0, str(workdir))
+        import smoke_jobs  # type: ignore[import-not-found]
+
+        r = connection.get_client()
+        r.flushall()
+        started = time.perf_counter()
+        for i in range(n // 2):
+            smoke_jobs.noop.enqueue(i)
+        single = (n // 2) / (time.perf_counter() - started)
+        started = time.perf_counter()
+        smoke_jobs.noop.enqueue_many([(i,) for i in range(n // 2, n)])
+        bulk = (n - n // 2) / (time.perf_counter() - started)
+
+        env = {**os.environ, "PYTHONPATH": str(workdir), "STEEP_REDIS_URL": url}
+        cmd = [sys.executable, "-m", "steep", "--log-level", "warning", "worker", "smoke_jobs"]
+        worker = subprocess.Popen([*cmd, "-q", "smoke", "-p", "2", "-c", "10"], env=env)
+        try:
+            started = time.perf_counter()
+            deadline = started + 300
+            while int(r.get("smoke:done") or 0) < n:
+                if time.perf_counter() > deadline or worker.poll() is not None:
+                    raise SystemExit(f"drain incomplete: {r.get('smoke:done')} of {n} jobs ran")
+                time.sleep(0.005)
+            drain = n / (time.perf_counter() - started)
+        finally:
+            worker.terminate()
+            worker.wait(60)
+        return {"enqueue": single, "bulk": bulk, "drain": drain}
+    finally:
+        server.stop_server(settings)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=6000)
+    args = parser.parse_args()
+    record = recorded()
+    workdir = Path(tempfile.mkdtemp(prefix="steep-smoke-"))
+    try:
+        got = measure(args.jobs, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    failed = False
+    for key, value in got.items():
+        floor = record[key] * FLOOR
+        verdict = "ok" if value >= floor else "TOO SLOW"
+        failed |= value < floor
+        print(
+            f"{key:8} {value:9,.0f} jobs/s   record {record[key]:9,.0f}   "
+            f"floor {floor:9,.0f}   {verdict}"
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
