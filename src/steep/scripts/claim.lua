@@ -8,29 +8,14 @@
 -- KEYS[5] paused   STRING (exists while the queue is paused)
 -- ARGV[1] max jobs to take
 -- ARGV[2] running marker stored as the state: "running <worker id> <ms>"
--- ARGV[3] optional id a blocking BLMOVE already moved into the in-flight list
 -- Returns a flat array: id1, envelope1, id2, envelope2, ...
 local out = {}
-local given = ARGV[3]
 if redis.call('EXISTS', KEYS[5]) == 1 then
-  if given then
-    -- the queue was paused while this worker was blocked on it: give it back
-    redis.call('LREM', KEYS[2], 1, given)
-    redis.call('RPUSH', KEYS[1], given)
-  end
   return out
 end
-local ids = {}
-if given then ids[1] = given end
-local want = tonumber(ARGV[1]) - #ids
-if want > 0 then
-  local popped = redis.call('RPOP', KEYS[1], want)
-  if popped then
-    redis.call('LPUSH', KEYS[2], unpack(popped))
-    for _, id in ipairs(popped) do ids[#ids + 1] = id end
-  end
-end
-if #ids == 0 then return out end
+local ids = redis.call('RPOP', KEYS[1], tonumber(ARGV[1]))
+if not ids then return out end
+redis.call('LPUSH', KEYS[2], unpack(ids))
 local envelopes = redis.call('HMGET', KEYS[3], unpack(ids))
 local marker = ARGV[2]
 local state_args = {}

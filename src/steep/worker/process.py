@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio
+from redis.exceptions import NoScriptError
 
 from steep import hooks
 from steep.connection import RETRYABLE, SCRIPTS, close_async_client, make_async_client
@@ -376,23 +377,18 @@ class WorkerProcess:
     def _marker(self) -> str:
         return f"running {self.worker_id} {int(time.time() * 1000)}"
 
-    async def _claim(self, free: int, given: tuple[str, bytes] | None = None) -> int:
+    async def _claim(self, free: int) -> int:
         """Take up to `free` jobs, strictly in queue order; returns how many."""
         taken = 0
-        if given is not None:
-            qname, job_id = given
-            taken += await self._claim_from(qname, free, job_id)
         for qname in self._queue_order():
             if free - taken <= 0 or self._quiet:
                 break
             taken += await self._claim_from(qname, free - taken)
         return taken
 
-    async def _claim_from(self, qname: str, want: int, given: bytes | None = None) -> int:
+    async def _claim_from(self, qname: str, want: int) -> int:
         qk = self.qkeys[qname]
         argv: list[Any] = [want, self._marker()]
-        if given is not None:
-            argv.append(given)
         items = await SCRIPTS.claim.run_async(
             self.redis, [qk.queued, qk.inflight(self.worker_id), qk.jobs, qk.state, qk.paused], argv
         )
@@ -414,29 +410,56 @@ class WorkerProcess:
         for qname, task in list(self._blockers.items()):
             if task in done:
                 del self._blockers[qname]
-                job_id = task.result()
-                if job_id is not None:
-                    await self._claim(max(1, self._free_slots()), given=(qname, job_id))
+                items = task.result()
+                for i in range(0, len(items), 2):
+                    self._start(qname, items[i].decode(), items[i + 1])
+        # let the jobs just started begin before the next claim goes out
+        await asyncio.sleep(0)
 
-    async def _block_on(self, qname: str) -> bytes | None:
+    async def _block_on(self, qname: str) -> list[bytes]:
+        """Block until the queue has a job; returns the claimed (id, envelope) pairs."""
         qk = self.qkeys[qname]
-        # BLMOVE puts the job straight into our in-flight list: if this process
-        # dies between here and the claim, the job is recovered like any other.
+        keys = [qk.queued, qk.inflight(self.worker_id), qk.jobs, qk.state, qk.paused]
+        marker = f"running {self.worker_id}"
+        # BLMOVE puts the job straight into our in-flight list: if this process dies
+        # between here and the claim, the job is recovered like any other. The claim
+        # rides in the same pipeline, so the server runs it as soon as BLMOVE returns.
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.blmove(qk.queued, keys[1], BLOCK_TIMEOUT, "RIGHT", "LEFT")
+        pipe.evalsha(SCRIPTS.claim_moved.sha, len(keys), *keys, marker)
         try:
-            return await self.redis.blmove(  # type: ignore[no-any-return]
-                qk.queued, qk.inflight(self.worker_id), BLOCK_TIMEOUT, "RIGHT", "LEFT"
-            )
+            moved, claimed = await pipe.execute(raise_on_error=False)
+            if isinstance(moved, Exception):
+                raise moved
+            if isinstance(claimed, NoScriptError):
+                # the server lacked the script (fresh or restarted): load and repeat
+                if moved is None:
+                    return []
+                claimed = await SCRIPTS.claim_moved.run_async(self.redis, keys, [marker])
+            elif isinstance(claimed, Exception):
+                raise claimed
+            return claimed  # type: ignore[no-any-return]
         except RETRYABLE as exc:
             log.warning("lost connection to Redis while waiting for jobs (%s)", exc)
             await asyncio.sleep(0.5)
-            return None
+            return []
 
     async def _drain_blockers(self) -> None:
+        """Fetching has ended (quiet or stop): wait out the blocked fetches and give
+        back at once whatever they claimed, so those jobs are not held (and shown as
+        running) by a worker that will not run them."""
         # Never cancel a blocked BLMOVE: the server may have moved a job already.
-        # Anything they took is returned by _return_unfinished.
-        if self._blockers:
-            await asyncio.gather(*self._blockers.values(), return_exceptions=True)
-            self._blockers.clear()
+        blockers, self._blockers = self._blockers, {}
+        results = await asyncio.gather(*blockers.values(), return_exceptions=True)
+        for qname, items in zip(blockers, results, strict=True):
+            if isinstance(items, BaseException) or not items:
+                continue  # whatever is left in flight goes back with _return_unfinished
+            qk = self.qkeys[qname]
+            ids = [items[i] for i in range(0, len(items), 2)]
+            with contextlib.suppress(*RETRYABLE):
+                await SCRIPTS.requeue.run_async(
+                    self.redis, [qk.inflight(self.worker_id), qk.queued, qk.state, qk.jobs], ids
+                )
 
     async def _burst_done(self) -> bool:
         if self.running or self.settler.busy:
