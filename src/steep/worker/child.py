@@ -15,10 +15,14 @@ from steep.worker.process import QueueSpec, WorkerProcess
 
 def main(argv: list[str]) -> int:
     config = json.loads(argv[0])
-    settings = configure(log_level=config["log_level"], log_format=config["log_format"])
+    logs = {"log_level": config["log_level"], "log_format": config["log_format"]}
+    settings = configure(**logs)
     setup_logging(settings.log_level, settings.log_format)
     for module in config["modules"]:
         importlib.import_module(module)
+    # Importing the application may configure steep (Django reads STEEP from its settings
+    # when it starts): the process runs with those settings, and the supervisor's log options.
+    settings = configure(**logs)
     process = WorkerProcess(
         [QueueSpec(name, weight) for name, weight in config["queues"]],
         config["concurrency"],

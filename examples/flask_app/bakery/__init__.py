@@ -1,0 +1,43 @@
+"""A small Flask app that bakes loaves in the background."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask, jsonify, request
+
+from steep import Job
+from steep.contrib.flask import Steep, mount_dashboard
+
+steep_ext = Steep()
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        BAKERY_NAME="Corner Bakery",
+        STEEP_QUEUES=["default"],  # any steep setting, as STEEP_<NAME>
+        DASHBOARD_PASSWORD=os.environ.get("STEEP_WEB_PASSWORD"),
+    )
+    app.config.update(config or {})
+    steep_ext.init_app(app)
+    if app.config["DASHBOARD_PASSWORD"]:
+        mount_dashboard(app, "/steep", password=app.config["DASHBOARD_PASSWORD"])
+
+    from bakery.jobs import bake
+
+    @app.post("/bake")
+    def order_loaf() -> Any:
+        loaf = (request.get_json(silent=True) or {}).get("loaf", "sourdough")
+        job = bake.enqueue(loaf)
+        return jsonify(job=job.id), 202
+
+    @app.get("/jobs/<job_id>")
+    def job_status(job_id: str) -> Any:
+        job = Job(job_id, "default", bake.name)
+        status = job.status
+        result = job.result(timeout=1) if status == "succeeded" else None
+        return jsonify(status=status, result=result)
+
+    return app

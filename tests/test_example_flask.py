@@ -1,0 +1,83 @@
+"""The Flask example (examples/flask_app): an endpoint enqueues, a real worker runs the job
+inside the app context; the dashboard mounted into the WSGI app asks for credentials."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from steep import Job, middleware
+from steep.contrib.flask import AppContext
+from steep.settings import ConfigError, get_settings
+from tests.conftest import ROOT
+
+APP = ROOT / "examples" / "flask_app"
+
+
+@pytest.fixture
+def bakery(client) -> Iterator[Any]:
+    sys.path.insert(0, str(APP))
+    import bakery
+
+    yield bakery
+    sys.path.remove(str(APP))
+    middleware.clear()
+
+
+def test_endpoint_enqueues_and_the_job_runs_in_the_app_context(bakery, run_worker):
+    app = bakery.create_app({"BAKERY_NAME": "Test Bakery"})
+    web = app.test_client()
+    response = web.post("/bake", json={"loaf": "rye"})
+    assert response.status_code == 202
+    job_id = response.get_json()["job"]
+    assert web.get(f"/jobs/{job_id}").get_json() == {"status": "queued", "result": None}
+
+    run_worker()
+    assert web.get(f"/jobs/{job_id}").get_json() == {
+        "status": "succeeded",
+        "result": f"Test Bakery baked a rye loaf (job {job_id})",
+    }
+
+
+def test_worker_subprocess_creates_the_app_and_runs_the_job(bakery, worker_cli):
+    web = bakery.create_app().test_client()
+    job_id = web.post("/bake", json={"loaf": "spelt"}).get_json()["job"]
+    cli = worker_cli(
+        "worker", "bakery.worker", "--burst", "-p", "1", env={"PYTHONPATH": f"{ROOT}:{APP}"}
+    )
+    assert cli.wait(60) == 0, cli.text
+    result = web.get(f"/jobs/{job_id}").get_json()
+    assert result["result"] == f"Corner Bakery baked a spelt loaf (job {job_id})", cli.text
+
+
+def test_app_config_configures_steep(bakery, settings):
+    bakery.create_app({"STEEP_QUEUES": ["mail", "default"], "STEEP_CONCURRENCY": 3})
+    assert get_settings().queues == ("mail", "default")
+    assert get_settings().concurrency == 3
+    with pytest.raises(ConfigError, match=r"app.config: .*'queues' must be an array"):
+        bakery.create_app({"STEEP_QUEUES": "default"})
+
+
+def test_only_the_newest_apps_context_is_pushed(bakery, run_worker):
+    bakery.create_app({"BAKERY_NAME": "Old"})
+    app = bakery.create_app({"BAKERY_NAME": "New"})
+    job_id = app.test_client().post("/bake", json={"loaf": "bap"}).get_json()["job"]
+    assert len([mw for mw in middleware.installed() if isinstance(mw, AppContext)]) == 1
+    run_worker()
+    assert Job(job_id, "default").result(timeout=5).startswith("New baked")
+
+
+def test_dashboard_mounted_in_flask_requires_credentials(bakery):
+    app = bakery.create_app({"DASHBOARD_PASSWORD": "s3cret"})
+    web = app.test_client()
+    assert web.get("/steep/").status_code == 401
+    page = web.get("/steep/", auth=("steep", "s3cret"))
+    assert page.status_code == 200
+    assert "/steep/static/" in page.get_data(as_text=True)  # links know where it is mounted
+    assert (
+        web.get("/steep/api/status", auth=("steep", "s3cret")).get_json()["totals"]["queued"] == 0
+    )
+    assert web.post("/bake", json={}).status_code == 202  # Flask's own routes still answer
