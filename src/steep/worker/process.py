@@ -31,6 +31,7 @@ from typing import Any
 import redis.asyncio
 
 from steep.connection import RETRYABLE, SCRIPTS, close_async_client, make_async_client
+from steep.cron import CronTicker
 from steep.errors import Cancelled
 from steep.job import decode_envelope
 from steep.keys import Keys
@@ -125,6 +126,7 @@ class WorkerProcess:
         # job id -> already settled? (a thread that ignores a cancel is settled early)
         self._cancelled: dict[str, bool] = {}
         self.metrics = MetricsRecorder(self.keys)
+        self.cron = CronTicker.for_worker(self.settings, self.keys)  # None: no periodic jobs
 
     # -- control, callable from signal handlers and the heartbeat thread -----------
 
@@ -488,7 +490,7 @@ class WorkerProcess:
         self.failed += 1
         self.settler.failed(outcome)
 
-    # -- scheduled and retrying jobs ----------------------------------------------------
+    # -- scheduled, retrying and periodic jobs ----------------------------------------------------
 
     async def _schedule_loop(self) -> None:
         interval = self.settings.schedule_poll_interval
@@ -497,6 +499,9 @@ class WorkerProcess:
         while not self._stop.is_set():
             try:
                 next_due = await promote_due(self.redis, list(self.qkeys.values()))
+                if self.cron is not None:
+                    tick = await self.cron.tick(self.redis)
+                    next_due = tick if next_due is None else min(next_due, tick)
             except RETRYABLE as exc:
                 log.warning("cannot promote scheduled jobs (%s)", exc)
                 next_due = None
