@@ -53,7 +53,7 @@ ALIASES = {
     "@hourly": "0 * * * *",
 }
 ENTRY_KEYS = ("job", "schedule", "timezone", "queue", "args", "kwargs", "missed", "grace")
-_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_NAME = re.compile(r"\S+")
 
 
 class CronProblem(ValueError):
@@ -164,7 +164,7 @@ class CronEntry:
     def __post_init__(self) -> None:
         path = (self.name,)
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
-            raise CronProblem("a name of letters, digits, '_', '.' or '-'", repr(self.name), path)
+            raise CronProblem("a non-empty name without spaces", repr(self.name), path)
         if not isinstance(self.job, str) or not self.job:
             raise CronProblem("a job name like 'app.jobs.report'", repr(self.job), (*path, "job"))
         try:
