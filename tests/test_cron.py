@@ -228,9 +228,9 @@ def test_a_settings_entry_runs_its_job_with_its_arguments(client, run_worker):
 def test_ticks_missed_while_no_worker_ran(client, run_worker, policy):
     """A daily entry whose last handled tick is days old: `once` runs one catch-up,
     `skip` runs nothing; a brand-new entry never catches up on a tick before it existed."""
-    # midnight in UTC is always more than `grace` (1 s) ago, unless the test starts at
-    # 00:00:00-00:00:01, when it is simply on time
-    daily = "0 0 * * *"
+    # daily at the full hour two hours back: its newest tick is always 2-3 h old, far
+    # beyond `grace` (1 s)
+    daily = f"0 {(datetime.now(ZoneInfo('UTC')).hour - 2) % 24} * * *"
     configure(
         cron={
             **entry("daily", policy, daily, missed=policy, grace=1),
@@ -239,7 +239,8 @@ def test_ticks_missed_while_no_worker_ran(client, run_worker, policy):
     )
     days_ago = int((time.time() - 3 * 86400) * 1000)
     client.hset(state_key("daily"), "last", days_ago)
-    latest_midnight = cron.prev_tick(daily, "UTC", time.time())
+    latest = cron.prev_tick(daily, "UTC", time.time())
+    assert latest is not None and time.time() - latest > 7200
     run_worker(burst=False)
     wait_for(
         lambda: int(client.hget(state_key("daily"), "last") or 0) > days_ago,
@@ -247,13 +248,13 @@ def test_ticks_missed_while_no_worker_ran(client, run_worker, policy):
     )
     if policy == "once":
         run = wait_for(lambda: cron_jobs.runs("once"), message="the catch-up run")[0]
-        assert datetime.fromisoformat(run["tick"]).timestamp() == latest_midnight
+        assert datetime.fromisoformat(run["tick"]).timestamp() == latest
     # nothing more may happen: 1 s is five schedule polls
     time.sleep(1.0)
     assert len(cron_jobs.runs(policy)) == (1 if policy == "once" else 0)
     assert cron_jobs.runs(f"fresh-{policy}") == []
-    assert int(client.hget(state_key("daily"), "last")) == latest_midnight * 1000
-    assert int(client.hget(state_key("fresh"), "last")) == latest_midnight * 1000
+    assert int(client.hget(state_key("daily"), "last")) == latest * 1000
+    assert int(client.hget(state_key("fresh"), "last")) == latest * 1000
 
 
 def test_pause_resume_and_trigger_through_ops(client, run_worker):

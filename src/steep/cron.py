@@ -369,20 +369,26 @@ class CronTicker:
 
     async def tick(self, client: redis.asyncio.Redis) -> float:
         """Enqueue what is due; return when the next tick falls (epoch seconds)."""
+        from steep.connection import RETRYABLE
+
         now = time.time()
         if now - self.published >= PUBLISH_EVERY:
-            await self.publish(client)
+            try:
+                await self.publish(client)
+            except RETRYABLE:
+                raise
+            except Exception:  # never let it stop the schedule loop (scheduled jobs, retries)
+                log.exception("cannot publish the cron entries")
+                self.published = now
         for plan in self.plans:
             if now >= plan.next_at:
                 try:
                     await self._tick_one(client, plan, now)
-                except Exception as exc:
-                    from steep.connection import RETRYABLE
-
-                    if isinstance(exc, RETRYABLE):
-                        raise
+                except RETRYABLE:
+                    raise
+                except Exception:
                     log.exception("cron entry %s: tick failed", plan.entry.name)
-                    plan.next_at = now + 1.0  # a bug: try again soon, not in a busy loop
+                    plan.next_at = now + 1.0  # try again soon, not in a busy loop
         return min(plan.next_at for plan in self.plans)
 
     async def publish(self, client: redis.asyncio.Redis) -> None:
@@ -399,18 +405,19 @@ class CronTicker:
 
         entry = plan.entry
         first = False
-        if plan.last is None:
+        last = plan.last
+        if last is None:
             raw = await client.hget(plan.key, "last")  # type: ignore[misc]
             first = raw is None
-            plan.last = 0.0 if raw is None else int(raw) / 1000
+            last = 0.0 if raw is None else int(raw) / 1000
         floor = now - entry.grace
-        on_time = ticks_between(entry.schedule, entry.timezone, max(plan.last, floor), now)
+        on_time = ticks_between(entry.schedule, entry.timezone, max(last, floor), now)
         if first:
             on_time = on_time[-1:]  # a new entry starts with its newest tick, if on time
         late = None
-        if plan.last < floor:
+        if last < floor:
             late = prev_tick(entry.schedule, entry.timezone, floor)
-            if late is not None and late <= plan.last:
+            if late is not None and late <= last:
                 late = None
         runs = list(on_time)
         skip_to = 0.0
@@ -427,7 +434,7 @@ class CronTicker:
         added = await SCRIPTS.cron_tick.run_async(client, [plan.key, plan.queued, plan.jobs], argv)
         for job_id in added:
             log.info("cron %s: enqueued %s (%s)", entry.name, entry.job, job_id.decode())
-        plan.last = max([plan.last, skip_to, *runs])
+        plan.last = max([last, skip_to, *runs])
         plan.next_at = next_tick(entry.schedule, entry.timezone, max(now, plan.last))
 
 
