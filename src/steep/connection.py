@@ -91,6 +91,9 @@ class Scripts:
         self.run_now = loaded["run_now"]
         self.retry_dead = loaded["retry_dead"]
         self.clear = loaded["clear"]
+        # periodic jobs (cron.py)
+        self.cron_tick = loaded["cron_tick"]
+        self.cron_resume = loaded["cron_resume"]
         self.all = loaded
 
     def __getattr__(self, name: str) -> Script:

@@ -68,6 +68,11 @@ class QueueKeys:
         `<name>|count`, `<name>|failed`, `<name>|ms`, `<name>|b<i>` (run time histogram)."""
         return f"{self._base}:metrics:{minute}"
 
+    def cron(self, entry: str) -> str:
+        """HASH of one cron entry that enqueues into this queue: `last` (ms of the newest
+        tick handled), `paused`, `last_id` and `last_at` (its newest job)."""
+        return f"{self._base}:cron:{entry}"
+
     def inflight(self, worker_id: str) -> str:
         """LIST of job ids a worker process has taken from this queue and not yet settled."""
         return f"{self._base}:inflight:{worker_id}"
@@ -101,6 +106,11 @@ class Keys:
     def workers(self) -> str:
         """ZSET worker process id -> last heartbeat (ms)."""
         return f"{self.namespace}:workers"
+
+    @property
+    def cron(self) -> str:
+        """HASH cron entry name -> JSON description, published by the workers that tick it."""
+        return f"{self.namespace}:cron"
 
     @property
     def sweep_lock(self) -> str:

@@ -255,7 +255,17 @@ def job(
     max_backoff: float = ...,
     tags: Sequence[str] = ...,
     name: str | None = ...,
+    cron: str = ...,
+    timezone: str = ...,
+    missed: str = ...,
+    grace: float = ...,
+    cron_args: Sequence[Any] = ...,
+    cron_kwargs: dict[str, Any] = ...,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
+
+
+# `@job` keywords that make it a periodic job (steep.cron), not options of each call.
+_CRON_KEYWORDS = ("cron", "timezone", "missed", "grace", "cron_args", "cron_kwargs")
 
 
 def job(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, **options: Any) -> Any:
@@ -263,7 +273,12 @@ def job(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, **o
 
     `@job` or `@job(queue="mail", retries=5, timeout=30, result_ttl=3600,
     retry_on=(IOError,), backoff=5.0, tags=("billing",), name="stable.name")`.
+    `cron="0 3 * * *"` (with `timezone`, `missed`, `grace`, `cron_args`, `cron_kwargs`)
+    also enqueues it on that schedule (docs/cron.md).
     """
+    periodic = {key: options.pop(key) for key in _CRON_KEYWORDS if key in options}
+    if periodic and "cron" not in periodic:
+        raise TypeError(f"@job: {', '.join(periodic)} only go with cron=...")
     if "retry_on" in options and isinstance(options["retry_on"], type):
         options["retry_on"] = (options["retry_on"],)
     opts = JobOptions(**options)
@@ -273,6 +288,10 @@ def job(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, **o
             raise TypeError(f"{func.name} is already a job")
         job_name = name or _default_name(func)
         jf: JobFunction[Any, Any] = JobFunction(func, job_name, opts)
+        if periodic:
+            from steep import cron
+
+            cron.register(jf, **periodic)
         _REGISTRY[job_name] = jf
         return jf
 

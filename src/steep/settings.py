@@ -67,7 +67,12 @@ class ConfigError(Exception):
 
 
 class _Invalid(Exception):
-    """A value failed a check; args are (what it must be, what it was)."""
+    """A value failed a check; args are (what it must be, what it was). `path` leads to
+    the bad part inside a table-valued setting (`[cron.NAME]`), for its name and line."""
+
+    def __init__(self, what: str, got: str, path: tuple[str, ...] = ()) -> None:
+        super().__init__(what, got)
+        self.path = path
 
 
 def _type_name(value: Any) -> str:
@@ -176,6 +181,15 @@ def _import_paths(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _cron(value: Any) -> tuple[Any, ...]:
+    from steep.cron import CronProblem, entries_from_config
+
+    try:
+        return entries_from_config(value)
+    except CronProblem as exc:
+        raise _Invalid(exc.what, exc.got, exc.path) from None
+
+
 _CHECKS: dict[str, Callable[[Any], Any]] = {
     "env": _choice(*ENVIRONMENTS),
     "redis_url": _redis_url,
@@ -198,12 +212,13 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "web_password": _optional_string,
     "web_token": _optional_string,
     "web_read_only": _flag,
+    "cron": _cron,
 }
 FIELDS = tuple(_CHECKS)
 
 
 def _must(key: str, exc: _Invalid) -> str:
-    return f"'{key}' must be {exc.args[0]}, got {exc.args[1]}"
+    return f"'{'.'.join((key, *exc.path))}' must be {exc.args[0]}, got {exc.args[1]}"
 
 
 def _heartbeat_problem(interval: float, timeout: float) -> str | None:
@@ -242,6 +257,7 @@ class Settings:
     web_password: str | None = None
     web_token: str | None = None
     web_read_only: bool = False
+    cron: Any = ()  # the [cron] table: a tuple of steep.cron.CronEntry once checked
 
     def __post_init__(self) -> None:
         for key, check in _CHECKS.items():
@@ -376,6 +392,7 @@ class _FileReader:
                 try:
                     values[key] = _CHECKS[key](value)
                 except _Invalid as exc:
+                    where = self.where(*table, key, *exc.path)
                     raise ConfigError(f"{where}: {_must(key, exc)}") from None
         if "data_dir" in values:
             # A path in the file is relative to the file, wherever steep is started from.

@@ -7,8 +7,18 @@ Redis directly. See docs/operations.md.
     ops.queues()                                   # sizes, latency, paused
     page = ops.list_jobs("default", "dead", filter=ops.Filter(error="Timeout"))
     ops.retry_jobs("default", [j.id for j in page.jobs])
+    ops.cron_entries()                             # periodic jobs: next and last run
 """
 
+from steep.ops.cron import (
+    CronInfo,
+    cron_entries,
+    cron_entry,
+    forget_cron,
+    pause_cron,
+    resume_cron,
+    trigger_cron,
+)
 from steep.ops.jobs import (
     STATES,
     Filter,
@@ -33,6 +43,7 @@ from steep.ops.workers import WorkerInfo, quiet, running_jobs, stop, workers
 
 __all__ = [
     "STATES",
+    "CronInfo",
     "Filter",
     "JobInfo",
     "JobMetrics",
@@ -42,9 +53,12 @@ __all__ = [
     "WorkerInfo",
     "cancel_job",
     "clear",
+    "cron_entries",
+    "cron_entry",
     "delete_all",
     "delete_jobs",
     "edit_job",
+    "forget_cron",
     "get_job",
     "history",
     "iter_jobs",
@@ -52,12 +66,14 @@ __all__ = [
     "list_jobs",
     "move_job",
     "pause",
+    "pause_cron",
     "percentile",
     "queue",
     "queue_names",
     "queues",
     "quiet",
     "resume",
+    "resume_cron",
     "retry_all",
     "retry_jobs",
     "run_now",
@@ -65,5 +81,6 @@ __all__ = [
     "status",
     "stop",
     "totals",
+    "trigger_cron",
     "workers",
 ]

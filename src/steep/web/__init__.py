@@ -17,7 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from steep.settings import get_settings
-from steep.web import actions, app, prometheus
+from steep.web import actions, app, cron, prometheus
 from steep.web.security import Credentials, Guard
 
 __all__ = ["DashboardConfig", "create_app"]
@@ -79,11 +79,16 @@ def create_app(
         Route("/workers", app.workers_page),
         Route("/workers/{worker_id}/quiet", actions.action(actions.quiet, "/workers"), **post),
         Route("/workers/{worker_id}/stop", actions.action(actions.stop, "/workers"), **post),
+        Route("/cron", cron.cron_page),
+        Route("/cron/{name}/pause", actions.action(cron.pause, "/cron"), **post),
+        Route("/cron/{name}/resume", actions.action(cron.resume, "/cron"), **post),
+        Route("/cron/{name}/trigger", actions.action(cron.trigger, "/cron"), **post),
         Route("/stats", app.stats_page),
         Route("/metrics", prometheus.metrics),
         Route("/api/status", app.api_status),
         Route("/api/history", app.api_history),
         Route("/api/minutes", app.api_minutes),
+        Route("/api/cron", cron.api_cron),
         Route("/api/jobs/{queue}/{state}", app.api_jobs),
         Route("/api/job/{queue}/{job_id}", app.api_job),
         Mount("/static", StaticFiles(directory=app.HERE / "static"), name="static"),

@@ -29,6 +29,7 @@ NAV = (
     ("queues", "/queues", "Queues"),
     ("workers", "/workers", "Workers"),
     ("scheduled", "/scheduled", "Scheduled"),
+    ("cron", "/cron", "Cron"),
     ("retrying", "/retries", "Retries"),
     ("dead", "/dead", "Dead"),
     ("metrics", "/stats", "Metrics"),

@@ -33,6 +33,7 @@ from redis.exceptions import NoScriptError
 
 from steep import hooks
 from steep.connection import RETRYABLE, SCRIPTS, close_async_client, make_async_client
+from steep.cron import CronTicker
 from steep.errors import Cancelled
 from steep.job import decode_envelope
 from steep.keys import Keys
@@ -128,6 +129,7 @@ class WorkerProcess:
         # job id -> already settled? (a thread that ignores a cancel is settled early)
         self._cancelled: dict[str, bool] = {}
         self.metrics = MetricsRecorder(self.keys)
+        self.cron = CronTicker.for_worker(self.settings, self.keys)  # None: no periodic jobs
 
     # -- control, callable from signal handlers and the heartbeat thread -----------
 
@@ -519,7 +521,7 @@ class WorkerProcess:
         self.failed += 1
         self.settler.failed(outcome)
 
-    # -- scheduled and retrying jobs ----------------------------------------------------
+    # -- scheduled, retrying and periodic jobs ----------------------------------------------------
 
     async def _schedule_loop(self) -> None:
         interval = self.settings.schedule_poll_interval
@@ -528,6 +530,9 @@ class WorkerProcess:
         while not self._stop.is_set():
             try:
                 next_due = await promote_due(self.redis, list(self.qkeys.values()))
+                if self.cron is not None:
+                    tick = await self.cron.tick(self.redis)
+                    next_due = tick if next_due is None else min(next_due, tick)
             except RETRYABLE as exc:
                 log.warning("cannot promote scheduled jobs (%s)", exc)
                 next_due = None
