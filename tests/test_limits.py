@@ -52,7 +52,7 @@ def test_limiters_reject_bad_definitions():
         limits.Concurrency("test-solo", 2)
     # the same definition again is the same limiter
     assert limits.Concurrency("test-solo", 1, lease=1.5, backoff=0.2, max_backoff=2.0)
-    with pytest.raises(ValueError, match="must be steep.limits limiters"):
+    with pytest.raises(ValueError, match=r"must be steep\.limits limiters"):
         jobs.add.options(limits=["test-solo"])
 
 

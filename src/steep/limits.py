@@ -250,7 +250,7 @@ class Window(Limiter):
     """At most `limit` admissions in any `per` seconds, across every process.
 
     A sliding log: each admission is one entry, kept for one period, so the count
-    is exact at every instant (no burst of 2 × limit at a window's edge), and a job
+    is exact at every instant (no burst of twice the limit at a window's edge), and a job
     admitted here but refused by another of its limits gives its entry back.
     Memory: `limit` entries. A refused job comes back when the oldest entry leaves
     the window, plus a spread that grows with its deferrals (see docs/limits.md).
