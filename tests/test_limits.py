@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Iterator
 
@@ -143,6 +144,11 @@ def test_deferral_backs_off_and_leaves_the_worker_free(client, run_worker):
     code, out = _cli("limits")
     assert code == 0 and "test-solo" in out and "concurrency" in out
     wait_for(lambda: client.llen("test:solo-quick:starts") == 1, timeout=15, message="waiter")
+    # the holder ran longer than its lease: renewed, it kept its slot to the end
+    waited = (
+        _floats(client, "test:solo-quick:starts")[0] - _floats(client, "test:solo-hold:starts")[0]
+    )
+    assert waited >= hold_for > jobs.solo_limit.lease
     deferrals = _ints(client, "test:solo-quick:deferred")[0]
     # backoff 0.2 s doubling (jittered down to half), capped at 2 s: a 2.5 s hold is
     # worth about five deferrals; a busy loop would be hundreds
@@ -217,3 +223,64 @@ def test_aacquire_and_window_acquire(client):
 def _cli(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, list(args))
     return result.exit_code, result.output
+
+
+def test_dashboard_lists_limiters(client, monkeypatch):
+    from starlette.testclient import TestClient
+
+    from steep.web import create_app
+
+    for name in ("STEEP_WEB_PASSWORD", "STEEP_WEB_TOKEN", "STEEP_WEB_READ_ONLY"):
+        monkeypatch.delenv(name, raising=False)
+    web = TestClient(create_app(), client=("127.0.0.1", 50000))
+    assert "No limiter has been used yet" in web.get("/limits").text
+    with jobs.solo_limit.acquire(timeout=1):
+        page = web.get("/limits")
+        assert page.status_code == 200
+        assert "test-solo" in page.text and "full" in page.text and "direct:" in page.text
+        listed = {item["name"]: item for item in web.get("/api/limits").json()}
+        assert listed["test-solo"]["in_use"] == 1 and listed["test-solo"]["limit"] == 1
+    assert ">Limits<" in web.get("/").text  # in the navigation
+
+
+def test_example_runs_as_documented(client, server):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    here = ROOT / "examples" / "limits"
+    env = {**os.environ, "STEEP_REDIS_URL": server.url, "PYTHONPATH": str(ROOT / "src")}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "steep", "worker", "app.jobs", "-p", "2", "-c", "10"],
+        cwd=here,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: client.zcard("steep:workers") == 2, message="the workers")
+        out = subprocess.run(
+            [sys.executable, "enqueue.py"],
+            cwd=here,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        calls, busiest = (int(n) for n in re.findall(r"\b\d+\b", lines[0])[:2])
+        assert calls == 25 and busiest <= 10, lines[0]
+        assert lines[1].startswith("9 exports, at most ") and int(lines[1].split()[4]) <= 3
+        assert lines[2] == "token refreshed; catalogue: page 0 synced"
+        assert lines[3:] == [
+            "exports: concurrency, limit 3, deferred True",
+            "partner-api: window, limit 10, deferred True",
+        ]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
