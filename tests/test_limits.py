@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 import time
 from collections.abc import Iterator
 
@@ -245,7 +246,6 @@ def test_dashboard_lists_limiters(client, monkeypatch):
 
 def test_example_runs_as_documented(client, server):
     import os
-    import signal
     import subprocess
     import sys
 
@@ -284,3 +284,14 @@ def test_example_runs_as_documented(client, server):
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0
+
+
+def test_graceful_stop_gives_back_the_leases_of_cancelled_jobs(client, worker_cli):
+    cli = worker_cli("worker", "tests.jobs", "-p", "1", "-c", "4")
+    jobs.solo_hold.enqueue(60)
+    wait_for(lambda: client.llen("test:solo-hold:starts") == 1, timeout=30, message="holder")
+    cli.signal(signal.SIGTERM)
+    assert cli.wait(30) == 0
+    # renewed until the end, the lease would still run for a second had it not been
+    # given back; checked at once
+    assert _info("test-solo").holders == []
