@@ -10,8 +10,8 @@ Two kinds, declared once in the app's code and named on jobs with
   (a sliding log: exact, and an admission not used can be given back).
 
 A job over a limit is not run: the worker defers it (back to the scheduled set,
-no attempt spent) with a delay the limiter derives, and goes on with other jobs.
-See docs/limits.md.
+no attempt spent) with a delay the limiter derives, and goes on with other jobs
+(steep.limits_hook). See docs/limits.md.
 """
 
 from __future__ import annotations
@@ -24,29 +24,21 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import redis
 import redis.asyncio
 
-from steep import hooks
 from steep.connection import RETRYABLE, SCRIPTS, get_async_client, get_client, get_keys
 from steep.errors import SteepError
 from steep.job import encode
 from steep.keys import LimitKeys
 
-if TYPE_CHECKING:
-    from steep.context import JobContext
-    from steep.job import Envelope
-    from steep.registry import JobFunction
-    from steep.worker.executor import Outcome
-
 log = logging.getLogger("steep.limits")
 
 # Every limiter declared in this process, by name: a job's envelope may name its
 # limits (`.options(limits=...)`), and the worker finds them here.
-_DECLARED: dict[str, Limiter] = {}
+DECLARED: dict[str, Limiter] = {}
 
 
 class LimitTimeout(SteepError):
@@ -67,13 +59,15 @@ class Limiter:
         self.limit = limit
 
     def _declare(self) -> None:
-        known = _DECLARED.get(self.name)
+        known = DECLARED.get(self.name)
         if known is not None and known.definition() != self.definition():
             raise ValueError(
                 f"limiter {self.name!r} is already declared as {known!r}; "
                 f"one name, one definition (got {self!r})"
             )
-        _DECLARED[self.name] = self
+        DECLARED[self.name] = self
+        # a process that declares a limiter may run jobs limited by it
+        import steep.limits_hook  # noqa: F401  (registers the worker hook)
 
     def keys(self) -> LimitKeys:
         return get_keys().limit(self.name)
@@ -141,7 +135,7 @@ class Limiter:
     async def aacquire(self, timeout: float | None = 30.0) -> AsyncIterator[None]:
         """`acquire()` for async code: waits without blocking the event loop."""
         client = get_async_client()
-        await _record_definition(client, self)
+        await record_definition(client, self)
         holder = self._holder(None)
         deadline = None if timeout is None else time.monotonic() + timeout
         refusals = 0
@@ -153,7 +147,7 @@ class Limiter:
             refusals += 1
         keeper = None
         if isinstance(self, Concurrency):
-            keeper = asyncio.create_task(_renew_until(client, [(self, holder)], None))
+            keeper = asyncio.create_task(renew_until(client, [(self, holder)], None))
         try:
             yield
         finally:
@@ -300,7 +294,7 @@ class Window(Limiter):
 
 def declared(name: str) -> Limiter | None:
     """The limiter declared under `name` in this process, if any."""
-    return _DECLARED.get(name)
+    return DECLARED.get(name)
 
 
 # -- recording definitions --------------------------------------------------------------
@@ -321,7 +315,7 @@ def _due_record(limiter: Limiter) -> tuple[str, str] | None:
     return keys.limits, limiter.name
 
 
-async def _record_definition(client: redis.asyncio.Redis, limiter: Limiter) -> None:
+async def record_definition(client: redis.asyncio.Redis, limiter: Limiter) -> None:
     """Write the limiter's definition where `steep limits` finds it (see RECORD_EVERY)."""
     due = _due_record(limiter)
     if due is not None:
@@ -337,7 +331,7 @@ def _record_definition_sync(client: redis.Redis, limiter: Limiter) -> None:
 # -- lease renewal ----------------------------------------------------------------------
 
 
-async def _renew_until(
+async def renew_until(
     client: redis.asyncio.Redis,
     leases: list[tuple[Concurrency, str]],
     until: asyncio.Future[Any] | None,
@@ -348,19 +342,22 @@ async def _renew_until(
     Redis round trip never lets a live holder's slot be taken.
     """
     interval = min(limiter.lease for limiter, _ in leases) / 3
-    while True:
+    leases = list(leases)
+    while leases:
         if until is None:
             await asyncio.sleep(interval)
         else:
             done, _ = await asyncio.wait({until}, timeout=interval)
             if done:
                 return
-        for limiter, holder in leases:
+        for limiter, holder in list(leases):
             try:
                 if await limiter._arenew(client, [holder]):
+                    leases.remove((limiter, holder))
                     log.warning(
                         "lease %s on limiter %r had expired before it was renewed "
-                        "(event loop or Redis too slow for a %g s lease)",
+                        "(event loop or Redis too slow for a %g s lease); "
+                        "the limiter may admit one more than its limit meanwhile",
                         holder,
                         limiter.name,
                         limiter.lease,
@@ -391,117 +388,4 @@ class _SyncRenewer:
         self._stop.set()
 
 
-# -- the worker hook --------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Held:
-    """What one running job holds: its slots, and the task renewing its leases."""
-
-    slots: list[tuple[Limiter, str]]
-    keeper: asyncio.Task[None] | None = None
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-
-def limits_of(envelope: Envelope, function: JobFunction[Any, Any] | None) -> list[Limiter] | None:
-    """The job's limiters, concurrency ones first; None when the envelope names one
-    this process does not know (an app deployed unevenly)."""
-    names = envelope.meta.get("limits") if envelope.meta else None
-    if names is not None:
-        found = [_DECLARED.get(n) for n in names]
-        if any(limiter is None for limiter in found):
-            return None
-        limiters: list[Limiter] = found  # type: ignore[assignment]
-    elif function is not None and function.default_options.limits:
-        limiters = list(function.default_options.limits)
-    else:
-        return []
-    return sorted(limiters, key=lambda limiter: not isinstance(limiter, Concurrency))
-
-
-class LimitsHook(hooks.Hook):
-    """Takes every limit of a job before it runs; defers it when one refuses."""
-
-    name = "limits"
-
-    # how long a job waits when it names a limiter this worker does not know
-    UNKNOWN_DELAY = 60.0
-
-    def __init__(self) -> None:
-        self._held: dict[str, _Held] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def concerns(self, envelope: Envelope, function: JobFunction[Any, Any] | None) -> bool:
-        if envelope.meta and "limits" in envelope.meta:
-            return bool(envelope.meta["limits"])
-        return function is not None and bool(function.default_options.limits)
-
-    async def before_run(
-        self, redis: redis.asyncio.Redis, envelope: Envelope, ctx: JobContext
-    ) -> hooks.Verdict | None:
-        from steep.registry import lookup_local
-
-        limiters = limits_of(envelope, lookup_local(envelope.name))
-        if limiters is None:
-            unknown = [n for n in envelope.meta["limits"] if n not in _DECLARED]
-            log.error(
-                "job %s %s names limiters this worker does not declare: %s; "
-                "deferring it until a worker that knows them runs it",
-                envelope.id,
-                envelope.name,
-                ", ".join(unknown),
-            )
-            return hooks.Defer(self.UNKNOWN_DELAY, f"unknown limiters {unknown}")
-        deferred = int(envelope.meta.get("deferred", 0))
-        taken: list[tuple[Limiter, str]] = []
-        for limiter in limiters:
-            await _record_definition(redis, limiter)
-            holder = limiter._holder(envelope.id)
-            ok, info = await limiter._atry(redis, holder)
-            if not ok:
-                for earlier, earlier_holder in taken:
-                    await earlier._agive_back(redis, earlier_holder)
-                return hooks.Defer(
-                    limiter.refusal_delay(info, deferred), limiter.refusal_reason(info)
-                )
-            taken.append((limiter, holder))
-        held = _Held(taken)
-        self._held[envelope.id] = held
-        leases = [(lim, h) for lim, h in taken if isinstance(lim, Concurrency)]
-        job_task = asyncio.current_task()
-        if leases and job_task is not None:
-            held.keeper = asyncio.create_task(_renew_until(redis, leases, job_task))
-            # the job's task ends when its code does (or it is cancelled): give the
-            # leases back then, even if after_run is never called (shutdown, cancel)
-            job_task.add_done_callback(lambda _: self._released_later(redis, envelope.id))
-        return None
-
-    def _released_later(self, redis: redis.asyncio.Redis, job_id: str) -> None:
-        held = self._held.pop(job_id, None)
-        if held is not None:
-            task = asyncio.get_running_loop().create_task(self._release(redis, held, False))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def after_run(self, redis: redis.asyncio.Redis, outcome: Outcome) -> None:
-        held = self._held.pop(outcome.job_id, None)
-        if held is not None:
-            # a job another hook stopped did not use its window slots either
-            await self._release(redis, held, outcome.verdict is not None)
-
-    @staticmethod
-    async def _release(redis: redis.asyncio.Redis, held: _Held, unused: bool) -> None:
-        if held.keeper is not None:
-            held.keeper.cancel()
-        for limiter, holder in held.slots:
-            if unused or isinstance(limiter, Concurrency):
-                try:
-                    await limiter._agive_back(redis, holder)
-                except RETRYABLE as exc:
-                    # the lease expires on its own within `lease` seconds
-                    log.warning("cannot release %s on %r: %s", holder, limiter.name, exc)
-
-
-hooks.register(LimitsHook())
-
-__all__ = ["Concurrency", "LimitTimeout", "Limiter", "LimitsHook", "Window", "declared"]
+__all__ = ["Concurrency", "LimitTimeout", "Limiter", "Window", "declared"]
