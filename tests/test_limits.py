@@ -295,3 +295,22 @@ def test_graceful_stop_gives_back_the_leases_of_cancelled_jobs(client, worker_cl
     # renewed until the end, the lease would still run for a second had it not been
     # given back; checked at once
     assert _info("test-solo").holders == []
+
+
+def test_a_refused_job_holds_none_of_its_other_limits(client, run_worker):
+    for _ in range(jobs.api_limit.limit):  # the window is used up for a second
+        with jobs.api_limit.acquire(timeout=1):
+            pass
+    run_worker(burst=False)
+    both = jobs.add.options(limits=[jobs.api_limit, jobs.solo_limit], result_ttl=60)
+    handle = both.enqueue(2, 2)
+    qk = get_keys().queue("default")
+    wait_for(
+        lambda: decode_envelope(client.hget(qk.jobs, handle.id)).meta.get("deferred"),
+        message="the job deferred by the window",
+    )
+    # the concurrency slot was taken first, then given back when the window refused
+    solo = _info("test-solo")
+    assert solo.admitted >= 1 and solo.holders == []
+    assert handle.result(timeout=10) == 4  # and it runs once the window has room
+    assert _info("test-solo").holders == []
