@@ -181,3 +181,58 @@ async def async_read_meta(key: str) -> str | None:
 @job(queue="default", retries=0, tags=("billing", "nightly"))
 def tagged_fail(message: str) -> None:
     raise ValueError(message)
+
+
+# -- rate limits (tests/test_limits.py) ----------------------------------------------------
+
+from steep.limits import Concurrency, Window  # noqa: E402
+
+exports_limit = Concurrency("test-exports", 3, lease=2.0, backoff=0.05, max_backoff=0.5)
+api_limit = Window("test-api", 5, per=1.0)
+solo_limit = Concurrency("test-solo", 1, lease=1.5, backoff=0.2, max_backoff=2.0)
+
+# INCR the running count and raise the recorded maximum in one step
+_ENTER = """local n = redis.call('INCR', KEYS[1])
+if n > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], n) end
+return n"""
+
+
+def _record_run(prefix: str) -> None:
+    ctx = current_job()
+    assert ctx is not None
+    r = get_client()
+    r.rpush(f"{prefix}:attempts", ctx.attempt)
+    r.rpush(f"{prefix}:deferred", int(ctx.meta.get("deferred", 0)))
+    r.rpush(f"{prefix}:starts", repr(time.time()))
+
+
+@job(queue="default", limits=[exports_limit], retries=3)
+def limited_export(seconds: float) -> None:
+    """Counts how many run at once (test:running, its maximum in test:max)."""
+    r = get_client()
+    _record_run("test:export")
+    r.eval(_ENTER, 2, "test:running", "test:max")
+    try:
+        time.sleep(seconds)  # the work the limit protects
+    finally:
+        r.decr("test:running")
+        r.incr("test:export:done")
+
+
+@job(queue="default", limits=[api_limit], retries=3)
+def limited_call() -> None:
+    _record_run("test:api")
+
+
+@job(queue="default", limits=[solo_limit], retries=3)
+def solo_hold(seconds: float) -> None:
+    """Holds the solo limiter for `seconds` on its first run only (a rerun returns)."""
+    r = get_client()
+    _record_run("test:solo-hold")
+    if r.set("test:solo-hold:once", "1", nx=True):
+        time.sleep(seconds)  # holding the slot is the point
+
+
+@job(queue="default", limits=[solo_limit], retries=3)
+def solo_quick() -> None:
+    _record_run("test:solo-quick")

@@ -17,7 +17,17 @@ from steep.web.serve import CredentialsRequired, build_server
 from tests import jobs
 
 LOCAL = ("127.0.0.1", 50000)
-PAGES = ["/", "/queues", "/queues/default", "/workers", "/scheduled", "/retries", "/dead", "/stats"]
+PAGES = [
+    "/",
+    "/queues",
+    "/queues/default",
+    "/workers",
+    "/limits",
+    "/scheduled",
+    "/retries",
+    "/dead",
+    "/stats",
+]
 
 
 @pytest.fixture

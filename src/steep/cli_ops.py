@@ -1,4 +1,4 @@
-"""`steep jobs|queues|workers|dead|stats`: the operations layer on the command line.
+"""`steep jobs|queues|workers|dead|stats|limits`: the operations layer on the command line.
 
 Tables for people, `--json` for scripts. Bulk actions that destroy or move many
 jobs ask first unless `--yes`.
@@ -500,6 +500,40 @@ def stats(days: int, minutes: int, as_json: bool) -> None:
         table.add_row(
             m.name, str(m.count), str(m.failed), ms(m.mean_ms), ms(m.p50_ms), ms(m.p95_ms)
         )
+    console.print(table)
+
+
+# -- limits ------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def limits(as_json: bool) -> None:
+    """Rate limiters: their limit, how much is in use now, how often jobs were deferred."""
+    from dataclasses import asdict
+
+    infos = ops.limits()
+    if as_json:
+        _echo_json([asdict(info) for info in infos])
+        return
+    table = Table(title="Limits", title_justify="left")
+    for col in ("limiter", "kind", "limit", "in use", "admitted", "deferred", "holders"):
+        table.add_column(col, justify="left" if col in ("limiter", "kind", "holders") else "right")
+    for info in infos:
+        per = f" per {info.period:g} s" if info.kind == "window" else ""
+        lease = f" (lease {info.period:g} s)" if info.kind == "concurrency" else ""
+        table.add_row(
+            info.name,
+            info.kind + lease,
+            f"{info.limit}{per}",
+            str(info.in_use),
+            str(info.admitted),
+            str(info.deferred),
+            ", ".join(info.holders[:5]) + (" ..." if len(info.holders) > 5 else ""),
+        )
+    if not infos:
+        console.print("no limiter has been used yet", highlight=False)
+        return
     console.print(table)
 
 

@@ -51,6 +51,9 @@ def _envelope(name: str, opts: JobOptions, args: Sequence[Any], kwargs: dict[str
     )
     if opts.tags:
         envelope.tags = list(opts.tags)
+    if opts.limits is not None:
+        # named in the envelope so `.options(limits=...)` reaches the worker
+        envelope.meta["limits"] = [limiter.name for limiter in opts.limits]
     return envelope
 
 

@@ -89,6 +89,33 @@ class QueueKeys:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitKeys:
+    """The keys of one rate limiter; all share the hash tag `{name}`."""
+
+    namespace: str
+    name: str
+
+    @property
+    def _base(self) -> str:
+        return f"{self.namespace}:limit:{{{self.name}}}"
+
+    @property
+    def leases(self) -> str:
+        """ZSET (concurrency) lease id -> expiry (ms, server time): the holders right now."""
+        return f"{self._base}:leases"
+
+    @property
+    def log(self) -> str:
+        """ZSET (window) admission id -> admission time (ms, server time), last period only."""
+        return f"{self._base}:log"
+
+    @property
+    def stats(self) -> str:
+        """HASH of counters: admitted, refused."""
+        return f"{self._base}:stats"
+
+
+@dataclass(frozen=True, slots=True)
 class Keys:
     """Key names for one namespace (the prefix of every key, `steep` by default)."""
 
@@ -116,6 +143,15 @@ class Keys:
     def sweep_lock(self) -> str:
         """STRING held (with an expiry) by the one worker sweeping for orphaned jobs."""
         return f"{self.namespace}:lock:sweep"
+
+    @property
+    def limits(self) -> str:
+        """HASH limiter name -> JSON definition (kind, limit, lease or period), written by
+        the processes that use it, so tools that do not import the app can list limiters."""
+        return f"{self.namespace}:limits"
+
+    def limit(self, name: str) -> LimitKeys:
+        return LimitKeys(self.namespace, name)
 
     def worker(self, worker_id: str) -> str:
         """HASH describing one worker process: host, pid, queues, concurrency, started..."""

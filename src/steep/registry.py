@@ -34,8 +34,12 @@ class JobOptions:
     backoff: float = 5.0  # seconds before the first retry; doubles each attempt, plus jitter
     max_backoff: float = 3600.0
     tags: tuple[str, ...] = ()  # labels to find the job by (ops filters, dashboard)
+    # steep.limits limiters that must all admit the job before it runs (None: no say)
+    limits: tuple[Any, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.limits is not None:
+            _check_limits(self)
         if isinstance(self.tags, str):
             object.__setattr__(self, "tags", (self.tags,))
         elif not isinstance(self.tags, tuple):
@@ -50,6 +54,19 @@ class JobOptions:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout}")
         if self.result_ttl is not None and self.result_ttl <= 0:
             raise ValueError(f"result_ttl must be > 0 seconds, got {self.result_ttl}")
+
+
+def _check_limits(opts: JobOptions) -> None:
+    from steep.limits import Limiter
+
+    limits = opts.limits
+    if isinstance(limits, Limiter):
+        limits = (limits,)
+    limits = tuple(limits or ())
+    bad = [lim for lim in limits if not isinstance(lim, Limiter)]
+    if bad:
+        raise ValueError(f"limits must be steep.limits limiters (Concurrency, Window), got {bad!r}")
+    object.__setattr__(opts, "limits", limits)
 
 
 class JobFunction(Generic[P, R]):
@@ -254,6 +271,7 @@ def job(
     backoff: float = ...,
     max_backoff: float = ...,
     tags: Sequence[str] = ...,
+    limits: Sequence[Any] = ...,
     name: str | None = ...,
     cron: str = ...,
     timezone: str = ...,
@@ -272,7 +290,8 @@ def job(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, **o
     """Register a function (sync or async) as a job.
 
     `@job` or `@job(queue="mail", retries=5, timeout=30, result_ttl=3600,
-    retry_on=(IOError,), backoff=5.0, tags=("billing",), name="stable.name")`.
+    retry_on=(IOError,), backoff=5.0, tags=("billing",), limits=[api],
+    name="stable.name")`.
     `cron="0 3 * * *"` (with `timezone`, `missed`, `grace`, `cron_args`, `cron_kwargs`)
     also enqueues it on that schedule (docs/cron.md).
     """

@@ -8,6 +8,7 @@ Redis directly. See docs/operations.md.
     page = ops.list_jobs("default", "dead", filter=ops.Filter(error="Timeout"))
     ops.retry_jobs("default", [j.id for j in page.jobs])
     ops.cron_entries()                             # periodic jobs: next and last run
+    ops.limits()                                   # rate limiters and their use now
 """
 
 from steep.ops.cron import (
@@ -37,6 +38,7 @@ from steep.ops.jobs import (
     retry_jobs,
     run_now,
 )
+from steep.ops.limits import LimitInfo, limits
 from steep.ops.queues import QueueInfo, clear, pause, queue, queue_names, queues, resume
 from steep.ops.stats import JobMetrics, history, job_metrics, percentile, status, totals
 from steep.ops.workers import WorkerInfo, quiet, running_jobs, stop, workers
@@ -47,6 +49,7 @@ __all__ = [
     "Filter",
     "JobInfo",
     "JobMetrics",
+    "LimitInfo",
     "OpsError",
     "Page",
     "QueueInfo",
@@ -63,6 +66,7 @@ __all__ = [
     "history",
     "iter_jobs",
     "job_metrics",
+    "limits",
     "list_jobs",
     "move_job",
     "pause",

@@ -28,6 +28,7 @@ NAV = (
     ("overview", "", "Overview"),
     ("queues", "/queues", "Queues"),
     ("workers", "/workers", "Workers"),
+    ("limits", "/limits", "Limits"),
     ("scheduled", "/scheduled", "Scheduled"),
     ("cron", "/cron", "Cron"),
     ("retrying", "/retries", "Retries"),
@@ -234,6 +235,14 @@ def job_page(request: Request) -> Response:
 
 def workers_page(request: Request) -> Response:
     return render(request, "workers.html", page="workers", workers=ops.workers())
+
+
+def limits_page(request: Request) -> Response:
+    return render(request, "limits.html", page="limits", limits=ops.limits())
+
+
+def api_limits(request: Request) -> Response:
+    return JSONResponse([asdict(info) for info in ops.limits()])
 
 
 def running_partial(request: Request) -> Response:
