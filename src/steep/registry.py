@@ -60,6 +60,7 @@ class JobFunction(Generic[P, R]):
         self.name = name
         self.default_options = options
         self.is_async = inspect.iscoroutinefunction(fn)
+        self.iterable = False  # a generator walked in steps (steep.iterable)
         self.signature = inspect.signature(fn)
         self._converters: dict[str, Any] | None = None
         self._return_type: Any = ...
@@ -255,14 +256,24 @@ def job(
     max_backoff: float = ...,
     tags: Sequence[str] = ...,
     name: str | None = ...,
+    iterable: bool = ...,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
 
-def job(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, **options: Any) -> Any:
+def job(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    iterable: bool = False,
+    **options: Any,
+) -> Any:
     """Register a function (sync or async) as a job.
 
     `@job` or `@job(queue="mail", retries=5, timeout=30, result_ttl=3600,
     retry_on=(IOError,), backoff=5.0, tags=("billing",), name="stable.name")`.
+    `iterable=True`: a generator walked in steps that resumes from a saved cursor
+    (see steep.iterable).
     """
     if "retry_on" in options and isinstance(options["retry_on"], type):
         options["retry_on"] = (options["retry_on"],)
@@ -272,7 +283,12 @@ def job(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, **o
         if isinstance(func, JobFunction):
             raise TypeError(f"{func.name} is already a job")
         job_name = name or _default_name(func)
+        if iterable:
+            from steep.iterable import make_driver
+
+            func = make_driver(func)
         jf: JobFunction[Any, Any] = JobFunction(func, job_name, opts)
+        jf.iterable = iterable
         _REGISTRY[job_name] = jf
         return jf
 
