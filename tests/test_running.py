@@ -64,7 +64,7 @@ def test_progress_checks_its_arguments_and_is_a_no_op_outside_a_worker():
     assert not ctx.cancelled
     ctx.check_cancelled()
     for bad in (1.5, -0.1, float("nan"), "half", True):
-        with pytest.raises(ValueError, match="from 0.0 to 1.0"):
+        with pytest.raises(ValueError, match=r"from 0\.0 to 1\.0"):
             ctx.progress(bad)  # type: ignore[arg-type]
 
 
