@@ -214,3 +214,81 @@ def test_iterable_job_needs_a_generator_with_a_cursor():
         @job(iterable=True)
         def not_a_generator(n: int, cursor: int | None = None) -> None:
             return None
+
+
+# -- dashboard and CLI ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def web(client, monkeypatch):
+    from starlette.testclient import TestClient
+
+    from steep.web import create_app
+
+    for name in ("STEEP_WEB_PASSWORD", "STEEP_WEB_TOKEN", "STEEP_WEB_READ_ONLY"):
+        monkeypatch.delenv(name, raising=False)
+    return TestClient(create_app(), client=("127.0.0.1", 50000))
+
+
+def _csrf(html: str) -> str:
+    import re
+
+    return re.search(r'name="_csrf" value="([^"]+)"', html)[1]
+
+
+def test_dashboard_shows_progress_and_interrupts_and_resumes(client, run_worker, web):
+    worker = run_worker(burst=False)
+    handle = jr.walk.enqueue("web", 4, hold_at=1)
+    wait_for(lambda: client.lrange("test:web:held", 0, -1) == [b"1"], message="step 1")
+    # step 0 reported 25 % ("item 0"); the running table is fed by the heartbeats
+    table = wait_for(lambda: (t := web.get("/_/running").text) and "item 0" in t and t)
+    assert '<progress class="jobprogress" max="100" value="25"' in table
+    page = web.get(f"/jobs/default/{handle.id}").text
+    assert "item 0" in page and "after 1 steps" in page and "/interrupt" in page
+    assert "/resume" not in page
+    done = web.post(
+        f"/jobs/default/{handle.id}/interrupt",
+        data={"_csrf": _csrf(page), "next": f"/jobs/default/{handle.id}"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and "flash=Asked+worker" in done.headers["location"]
+    wait_for(lambda: worker.running[handle.id].state.stopping == "interrupt", message="seen")
+    _go(client, "web")
+    wait_for(lambda: handle.status is JobStatus.INTERRUPTED, message="job parked")
+    page = web.get(f"/jobs/default/{handle.id}").text
+    assert "/resume" in page and "/interrupt" not in page and "s-interrupted" in page
+    assert handle.id in web.get("/queues/default?state=interrupted").text
+    web.post(
+        f"/jobs/default/{handle.id}/resume",
+        data={"_csrf": _csrf(page), "next": f"/jobs/default/{handle.id}"},
+    )
+    assert handle.result(timeout=10) == 4
+    assert _done(client, "web") == [0, 1, 2, 3]
+
+
+def test_cli_shows_progress_and_interrupts_and_resumes(client, run_worker):
+    from click.testing import CliRunner
+
+    from steep.cli import main
+
+    def run(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(main, list(args))
+        return result.exit_code, result.output
+
+    worker = run_worker(burst=False)
+    handle = jr.walk.enqueue("cli", 4, hold_at=1)
+    wait_for(lambda: client.lrange("test:cli:held", 0, -1) == [b"1"], message="step 1")
+    code, out = run("jobs", "show", handle.id)
+    assert code == 0 and "25% item 0" in out and "1 after 1 steps" in out
+    wait_for(lambda: "25% item 0" in run("workers")[1], message="workers lists progress")
+    code, out = run("jobs", "interrupt", handle.id)
+    assert code == 0 and "asked worker" in out
+    wait_for(lambda: worker.running[handle.id].state.stopping == "interrupt", message="seen")
+    _go(client, "cli")
+    wait_for(lambda: handle.status is JobStatus.INTERRUPTED, message="job parked")
+    code, out = run("jobs", "list", "-s", "interrupted")
+    assert code == 0 and handle.id in out
+    assert run("jobs", "resume", handle.id)[0] == 0
+    assert handle.result(timeout=10) == 4
+    code, out = run("jobs", "resume", handle.id)
+    assert code != 0 and "not interrupted" in out
