@@ -9,7 +9,7 @@ send_report.enqueue(42)
 """
 
 from steep.context import JobContext, current_job
-from steep.errors import JobFailed, JobTimeout, SteepError, UnknownJob
+from steep.errors import Cancelled, JobFailed, JobTimeout, SteepError, UnknownJob
 from steep.job import Job, JobStatus
 from steep.middleware import Middleware
 from steep.registry import JobFunction, JobOptions, job
@@ -18,6 +18,7 @@ from steep.settings import ConfigError, Settings, configure, get_settings
 __version__ = "0.1.0"
 
 __all__ = [
+    "Cancelled",
     "ConfigError",
     "Job",
     "JobContext",

@@ -169,6 +169,8 @@ def jobs_show(job_id: str, queue: str | None, as_json: bool) -> None:
         ("started", _when(info.started_at) if info.started_at else None),
         ("timeout", f"{info.timeout} s" if info.timeout else None),
         ("tags", ", ".join(info.tags) if info.tags else None),
+        ("progress", _progress(info.progress) if info.progress else None),
+        ("cursor", _cursor(info.cursor) if info.cursor else None),
     ):
         if value is not None:
             table.add_row(label, str(value))
@@ -184,6 +186,20 @@ def jobs_show(job_id: str, queue: str | None, as_json: bool) -> None:
             console.print(f"attempt {error.get('attempt')} on {error['worker']}", highlight=False)
         if error.get("traceback"):
             click.echo(error["traceback"])
+
+
+def _progress(report: dict[str, Any] | None) -> str:
+    if not report:
+        return "-"
+    text = f"{report.get('fraction', 0) * 100:.0f}%"
+    return f"{text} {report['message']}" if report.get("message") else text
+
+
+def _cursor(saved: dict[str, Any]) -> str:
+    steps = saved.get("steps", 0)
+    if saved.get("done"):
+        return f"walk finished after {steps} steps"
+    return f"{json.dumps(saved.get('cursor'))} after {steps} steps"
 
 
 def _parse_time(at: str | None, delay: float | None, now: bool) -> float | None:
@@ -295,6 +311,24 @@ def jobs_cancel(job_id: str, queue: str | None) -> None:
     console.print(f"asked worker {worker_id} to cancel {job_id}", highlight=False)
 
 
+@jobs.command("interrupt")
+@click.argument("job_id")
+@click.option("-q", "--queue", help="The job's queue (found by id when omitted).")
+def jobs_interrupt(job_id: str, queue: str | None) -> None:
+    """Stop a running iterable job at its next step and park it until resumed."""
+    worker_id = _run(ops.interrupt_job, _locate(job_id, queue), job_id)
+    console.print(f"asked worker {worker_id} to interrupt {job_id}", highlight=False)
+
+
+@jobs.command("resume")
+@click.argument("job_id")
+@click.option("-q", "--queue", help="The job's queue (found by id when omitted).")
+def jobs_resume(job_id: str, queue: str | None) -> None:
+    """Queue an interrupted iterable job again; it continues from its saved cursor."""
+    _run(ops.resume_job, _locate(job_id, queue), job_id)
+    console.print(f"resumed {job_id}", highlight=False)
+
+
 # -- queues ------------------------------------------------------------------------------
 
 
@@ -393,10 +427,12 @@ def workers(ctx: click.Context, as_json: bool) -> None:
     running = [(w, r) for w in infos for r in w.running]
     if running:
         jobs_t = Table(title="Running now", title_justify="left")
-        for col in ("job id", "job", "queue", "worker", "running for"):
+        for col in ("job id", "job", "queue", "worker", "running for", "progress"):
             jobs_t.add_column(col)
         for w, r in running:
-            jobs_t.add_row(r["id"], r["name"], r["queue"], w.id, _age(r["runtime"]))
+            jobs_t.add_row(
+                r["id"], r["name"], r["queue"], w.id, _age(r["runtime"]), _progress(r["progress"])
+            )
         console.print(jobs_t)
 
 

@@ -25,6 +25,7 @@ class JobStatus(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # an attempt failed; the job will be retried
     DEAD = "dead"
+    INTERRUPTED = "interrupted"  # an iterable job parked by an operator until resumed
 
 
 class Envelope(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):

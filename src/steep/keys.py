@@ -87,6 +87,14 @@ class QueueKeys:
         """LIST holding one JSON outcome (value or error), kept for the job's result_ttl."""
         return f"{self._base}:result:{job_id}"
 
+    def progress(self, job_id: str) -> str:
+        """STRING: a running job's last progress report (JSON), with a TTL; deleted after it."""
+        return f"{self._base}:progress:{job_id}"
+
+    def cursor(self, job_id: str) -> str:
+        """STRING: an iterable job's saved cursor (JSON), kept until it succeeds (or a TTL)."""
+        return f"{self._base}:cursor:{job_id}"
+
 
 @dataclass(frozen=True, slots=True)
 class LimitKeys:

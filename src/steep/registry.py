@@ -77,6 +77,7 @@ class JobFunction(Generic[P, R]):
         self.name = name
         self.default_options = options
         self.is_async = inspect.iscoroutinefunction(fn)
+        self.iterable = False  # a generator walked in steps (steep.iterable)
         self.signature = inspect.signature(fn)
         self._converters: dict[str, Any] | None = None
         self._return_type: Any = ...
@@ -279,6 +280,7 @@ def job(
     grace: float = ...,
     cron_args: Sequence[Any] = ...,
     cron_kwargs: dict[str, Any] = ...,
+    iterable: bool = ...,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
 
@@ -286,7 +288,14 @@ def job(
 _CRON_KEYWORDS = ("cron", "timezone", "missed", "grace", "cron_args", "cron_kwargs")
 
 
-def job(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, **options: Any) -> Any:
+def job(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    iterable: bool = False,
+    **options: Any,
+) -> Any:
     """Register a function (sync or async) as a job.
 
     `@job` or `@job(queue="mail", retries=5, timeout=30, result_ttl=3600,
@@ -294,6 +303,8 @@ def job(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, **o
     name="stable.name")`.
     `cron="0 3 * * *"` (with `timezone`, `missed`, `grace`, `cron_args`, `cron_kwargs`)
     also enqueues it on that schedule (docs/cron.md).
+    `iterable=True`: a generator walked in steps that resumes from a saved cursor
+    (see steep.iterable).
     """
     periodic = {key: options.pop(key) for key in _CRON_KEYWORDS if key in options}
     if periodic and "cron" not in periodic:
@@ -306,7 +317,12 @@ def job(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, **o
         if isinstance(func, JobFunction):
             raise TypeError(f"{func.name} is already a job")
         job_name = name or _default_name(func)
+        if iterable:
+            from steep.iterable import make_driver
+
+            func = make_driver(func)
         jf: JobFunction[Any, Any] = JobFunction(func, job_name, opts)
+        jf.iterable = iterable
         if periodic:
             from steep import cron
 

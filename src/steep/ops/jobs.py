@@ -1,5 +1,5 @@
 """Jobs in any state: list with cursors and filters, show, edit, move, delete,
-run now, retry, cancel.
+run now, retry, cancel, interrupt and resume (iterable jobs).
 
 Every change is one Lua script on one queue's keys (scripts/edit.lua,
 delete.lua, take.lua, run_now.lua, retry_dead.lua), so a worker claims either
@@ -18,15 +18,21 @@ from typing import Any
 
 import redis
 
+from steep import progress
 from steep.connection import SCRIPTS, get_keys
 from steep.job import decode
 from steep.keys import QueueKeys
 from steep.ops._util import client_or_default, text
 
-STATES = ("queued", "scheduled", "retrying", "running", "dead", "succeeded")
+STATES = ("queued", "scheduled", "retrying", "running", "interrupted", "dead", "succeeded")
 # the state words stored in the `state` hash, by the state names shown to operators
-_WORDS = {"scheduled": "scheduled", "retrying": "failed", "dead": "dead"}
-_NAMES = {"scheduled": "scheduled", "failed": "retrying", "dead": "dead"}
+_WORDS = {
+    "scheduled": "scheduled",
+    "retrying": "failed",
+    "dead": "dead",
+    "interrupted": "interrupted",
+}
+_NAMES = {v: k for k, v in _WORDS.items()}
 
 
 class OpsError(Exception):
@@ -57,6 +63,10 @@ class JobInfo:
     error: dict[str, Any] | None = None  # the last error: type, message, traceback, attempt
     result: dict[str, Any] | None = None  # succeeded (or dead with result_ttl): the outcome
     tags: list[str] = field(default_factory=list)
+    # running: the job's last report {"fraction", "message", "at"} (steep.progress)
+    progress: dict[str, Any] | None = None
+    # iterable jobs: the saved cursor record {"cursor", "steps", "at", "done"}
+    cursor: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # producer-defined envelope fields
     envelope: str = ""  # the stored JSON, verbatim
 
@@ -123,12 +133,17 @@ def get_job(queue: str, job_id: str, client: redis.Redis | None = None) -> JobIn
     pipe.zscore(qk.scheduled, job_id)
     pipe.zscore(qk.dead, job_id)
     pipe.lindex(qk.result(job_id), 0)
-    envelope, state, error, due, died, result = pipe.execute()
+    pipe.get(qk.progress(job_id))
+    pipe.get(qk.cursor(job_id))
+    envelope, state, error, due, died, result, report, cursor = pipe.execute()
     if envelope is None:
         if result is None:
             return None
         return _succeeded(queue, job_id, result)
     info = _build(queue, job_id, envelope, state, error)
+    if info.state == "running":
+        info.progress = progress.parse(report)
+    info.cursor = progress.parse(cursor)
     info.due_at = due / 1000 if due is not None else None
     info.died_at = died / 1000 if died is not None else None
     if result is not None:
@@ -291,7 +306,12 @@ def _scan_running(
 ) -> tuple[int, list[JobInfo]]:
     scan, entries = client.hscan(qk.state, scan, count=size)
     ids = [k.decode() for k, v in entries.items() if v.startswith(b"running")]
-    return scan, [j for j in _hydrate(client, queue, ids) if j.state == "running"]
+    jobs = [j for j in _hydrate(client, queue, ids) if j.state == "running"]
+    if jobs:
+        reports = client.mget([qk.progress(j.id) for j in jobs])
+        for job, report in zip(jobs, reports, strict=True):
+            job.progress = progress.parse(report)
+    return scan, jobs
 
 
 def _results(client: redis.Redis, queue: str, qk: QueueKeys, ids: list[str]) -> list[JobInfo]:
@@ -518,6 +538,34 @@ def cancel_job(queue: str, job_id: str, client: redis.Redis | None = None) -> st
     worker_id = state.split(" ")[1]
     client.rpush(keys.worker_signals(worker_id), f"cancel {queue} {job_id}")
     return worker_id
+
+
+def interrupt_job(queue: str, job_id: str, client: redis.Redis | None = None) -> str:
+    """Ask the worker running an iterable job to stop it at its next step boundary and
+    park it (state `interrupted`) until `resume_job`. Returns the worker's id."""
+    client = client_or_default(client)
+    keys = get_keys()
+    qk = keys.queue(queue)
+    state = text(client.hget(qk.state, job_id))
+    if not state.startswith("running"):
+        raise OpsError(f"job {job_id} is not running; only a running iterable job is interrupted")
+    if not client.exists(qk.cursor(job_id)):
+        raise OpsError(
+            f"job {job_id} is not an iterable job (it has no saved cursor); cancel it instead"
+        )
+    worker_id = state.split(" ")[1]
+    client.rpush(keys.worker_signals(worker_id), f"interrupt {queue} {job_id}")
+    return worker_id
+
+
+def resume_job(queue: str, job_id: str, client: redis.Redis | None = None) -> None:
+    """Queue an interrupted job again, at the front; it continues from its saved cursor."""
+    client = client_or_default(client)
+    qk = get_keys().queue(queue)
+    if text(client.hget(qk.state, job_id)) != "interrupted":
+        raise OpsError(f"job {job_id} is not interrupted (nothing to resume)")
+    if not SCRIPTS.run_now(client, [qk.scheduled, qk.queued, qk.state], [job_id]):
+        raise OpsError(f"job {job_id} was resumed or deleted meanwhile")
 
 
 def _chunks(ids: Iterable[str], size: int = 500) -> Iterator[list[str]]:

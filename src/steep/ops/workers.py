@@ -13,6 +13,7 @@ from typing import Any
 
 import redis
 
+from steep import progress
 from steep.connection import get_keys
 from steep.job import decode
 from steep.ops._util import client_or_default
@@ -33,7 +34,8 @@ class WorkerInfo:
     processed: int
     failed: int
     quiet: bool
-    # {"queue", "id", "name", "started", "runtime"} for each job running now
+    # {"queue", "id", "name", "started", "runtime", "progress"} for each job running now
+    # (progress: the job's last report {"fraction", "message", "at"}, or None)
     running: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -64,8 +66,15 @@ def workers(client: redis.Redis | None = None) -> list[WorkerInfo]:
                 failed=int(h.get("failed", 0)),
                 quiet=h.get("quiet") == "1",
                 running=[
-                    {"queue": q, "id": j, "name": "", "started": s, "runtime": max(0.0, now - s)}
-                    for q, j, s in json.loads(h.get("running", "[]"))
+                    {
+                        "queue": q,
+                        "id": j,
+                        "name": "",
+                        "started": s,
+                        "runtime": max(0.0, now - s),
+                        "progress": None,
+                    }
+                    for q, j, s, *_ in json.loads(h.get("running", "[]"))
                 ],
             )
         )
@@ -81,7 +90,10 @@ def _name_running(client: redis.Redis, infos: list[WorkerInfo]) -> None:
     pipe = client.pipeline(transaction=False)
     for r in running:
         pipe.hget(keys.queue(r["queue"]).jobs, r["id"])
-    for r, raw in zip(running, pipe.execute(), strict=True):
+        pipe.get(keys.queue(r["queue"]).progress(r["id"]))
+    replies = pipe.execute()
+    for r, raw, report in zip(running, replies[::2], replies[1::2], strict=True):
+        r["progress"] = progress.parse(report)
         if raw:
             try:
                 r["name"] = decode(raw).get("name", "")

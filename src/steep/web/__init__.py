@@ -76,6 +76,8 @@ def create_app(
         Route("/jobs/{queue}/{job_id}/delete", actions.action(actions.delete), **post),
         Route("/jobs/{queue}/{job_id}/retry", actions.action(actions.retry), **post),
         Route("/jobs/{queue}/{job_id}/cancel", actions.action(actions.cancel), **post),
+        Route("/jobs/{queue}/{job_id}/interrupt", actions.action(actions.interrupt), **post),
+        Route("/jobs/{queue}/{job_id}/resume", actions.action(actions.resume_job), **post),
         Route("/workers", app.workers_page),
         Route("/workers/{worker_id}/quiet", actions.action(actions.quiet, "/workers"), **post),
         Route("/workers/{worker_id}/stop", actions.action(actions.stop, "/workers"), **post),

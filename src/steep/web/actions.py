@@ -157,6 +157,16 @@ def cancel(request: Request, form: Any) -> str:
     return f"Asked worker {worker} to cancel the job; it ends in the dead set."
 
 
+def interrupt(request: Request, form: Any) -> str:
+    worker = ops.interrupt_job(_p(request, "queue"), _p(request, "job_id"))
+    return f"Asked worker {worker} to stop the job at its next step; it waits until resumed."
+
+
+def resume_job(request: Request, form: Any) -> str:
+    ops.resume_job(_p(request, "queue"), _p(request, "job_id"))
+    return "Resumed: the job continues from its saved cursor."
+
+
 def quiet(request: Request, form: Any) -> str:
     ops.quiet(_p(request, "worker_id"))
     return "Asked the worker to go quiet (it finishes its jobs, takes no new ones)."

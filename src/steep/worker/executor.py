@@ -13,13 +13,13 @@ import ctypes
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
-from steep import hooks, middleware
-from steep.context import JobContext, _current
+from steep import hooks, middleware, progress
+from steep.context import JobContext, RunState, _current
 from steep.errors import JobTimeout, UnknownJob
 from steep.job import Envelope, decode_envelope
 from steep.registry import JobFunction, lookup
@@ -145,6 +145,8 @@ class Running:
     task: asyncio.Task[None]
     name: str = ""
     call: _ThreadCall | None = None  # set while a sync job runs in a thread
+    # flags the worker raises for the job (cancel, stop) and its progress reports
+    state: RunState = field(default_factory=RunState)
 
 
 class Executor:
@@ -186,7 +188,13 @@ class Executor:
             outcome.reason = "ArgumentMismatch"
             return outcome
         ctx = JobContext(
-            job_id, envelope.name, queue, envelope.attempt + 1, self.worker_id, envelope.meta
+            job_id,
+            envelope.name,
+            queue,
+            envelope.attempt + 1,
+            self.worker_id,
+            envelope.meta,
+            running.state,
         )
         running.name = envelope.name
         if hooks._HOOKS:
@@ -223,6 +231,8 @@ class Executor:
                 exc = RuntimeError(f"job raised {type(exc).__name__}")
             outcome.exc = exc
         outcome.duration = time.perf_counter() - started
+        if running.state.progress_sent is not None:
+            await progress.clear(self.redis, queue, job_id)
         return outcome
 
     async def _before_run(self, outcome: Outcome, ctx: JobContext) -> bool:

@@ -218,6 +218,9 @@ class Heartbeat(threading.Thread):
             # "cancel <queue> <job id>"
             job_id = command.rsplit(" ", 1)[-1]
             p.threadsafe(p.cancel_job, job_id)
+        elif command.startswith("interrupt "):
+            # "interrupt <queue> <job id>": an iterable job stops at its next step
+            p.threadsafe(p.interrupt_job, command.rsplit(" ", 1)[-1])
         else:
             log.warning("unknown control command %r ignored", command)
 

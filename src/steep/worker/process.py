@@ -35,6 +35,7 @@ from steep import hooks
 from steep.connection import RETRYABLE, SCRIPTS, close_async_client, make_async_client
 from steep.cron import CronTicker
 from steep.errors import Cancelled
+from steep.iterable import Interrupted
 from steep.job import decode_envelope
 from steep.keys import Keys
 from steep.metrics import MetricsRecorder
@@ -53,6 +54,10 @@ EXIT_RECYCLE = 3  # the supervisor restarts the process without counting a crash
 # How long a busy worker may wait for more free slots before it claims, so that
 # jobs finishing one by one are replaced in batches (see _fetch_loop).
 BATCH_WINDOW = 0.002
+
+# How long a cancelled thread job gets to notice `ctx.cancelled` and stop by itself
+# before steep.Cancelled is injected into its thread.
+CANCEL_GRACE = 1.0
 
 # How long an idle worker blocks on a queue before looking again (pause
 # changes and shutdown are noticed at least this often).
@@ -149,6 +154,9 @@ class WorkerProcess:
         self._quiet = True
         self._stop.set()
         self._wake.set()
+        # iterable jobs stop at their next step boundary and go back to their queues
+        for r in list(self.running.values()):
+            r.state.stopping = r.state.stopping or "shutdown"
 
     def request_quiet(self) -> None:
         if not self._quiet:
@@ -170,10 +178,28 @@ class WorkerProcess:
             return
         log.warning("cancelling job %s %s at an operator's request", job_id, r.name)
         self._cancelled[job_id] = False
+        r.state.cancelled = True  # what ctx.cancelled / check_cancelled() read
         if r.call is None:
             r.task.cancel()
-        elif r.call.interrupt(Cancelled):
+        else:
+            # a thread job that checks the flag stops by itself; others get the exception
+            self.loop.call_later(CANCEL_GRACE, self._inject_cancel, job_id)
+
+    def _inject_cancel(self, job_id: str) -> None:
+        r = self.running.get(job_id)
+        if r is None or self._cancelled.get(job_id, True) or r.call is None:
+            return
+        if r.call.interrupt(Cancelled):
             self.loop.call_later(THREAD_STOP_GRACE, self._cancel_overdue, job_id)
+
+    def interrupt_job(self, job_id: str) -> None:
+        """An operator's interrupt: an iterable job stops at its next step and is parked."""
+        r = self.running.get(job_id)
+        if r is None:
+            log.info("interrupt: job %s is not running in this process", job_id)
+            return
+        log.info("interrupting job %s %s at its next step boundary", job_id, r.name)
+        r.state.stopping = "interrupt"
 
     def _cancel_overdue(self, job_id: str) -> None:
         r = self.running.get(job_id)
@@ -508,6 +534,9 @@ class WorkerProcess:
             outcome.exc, outcome.reason = Cancelled("cancelled by an operator"), "Cancelled"
         if outcome.verdict is not None:
             self.settler.set_aside(outcome)
+            return
+        if type(outcome.exc) is Interrupted:
+            self.settler.interrupted(outcome)
             return
         if outcome.ok:
             self.processed += 1

@@ -72,6 +72,12 @@ class Settler:
         """A job a hook decided not to run now (deferred) or at all (discarded)."""
         self._spawn(self._record_verdict(outcome))
 
+    def interrupted(self, outcome: Outcome) -> None:
+        """An iterable job that stopped at a step boundary (steep.iterable)."""
+        from steep.iterable import set_aside
+
+        self._spawn(set_aside(self, outcome))
+
     async def close(self) -> None:
         """Write everything still buffered, then let run() return."""
         while self._tasks:
