@@ -1,0 +1,209 @@
+"""Batches (steep.batches, steep.batch_hook): progress, callbacks exactly once, failures,
+retries from the dead set, nested batches, and several worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from steep import Batch, batch, ops
+from steep.batches import BatchError, derived_id, get_status, record
+from steep.connection import get_keys
+from tests import batch_jobs as bj
+from tests.conftest import wait_for
+
+
+def state_is(b: Batch, *states: str, timeout: float = 10.0):
+    return wait_for(
+        lambda: (s := b.status()) is not None and s.state in states and not s.outbox and s,
+        timeout=timeout,
+        message=f"batch {b.id} to be {states}",
+    )
+
+
+def count(client, key: str) -> int:
+    return int(client.get(f"test:{key}") or 0)
+
+
+def test_progress_then_both_callbacks_once(client, run_worker):
+    with batch(
+        description="twenty",
+        meta={"owner": "ops"},
+        on_complete=bj.callback.s("complete"),
+        on_success=bj.callback.s("success"),
+    ) as b:
+        handles = [b.add(bj.work.s("t", i)) for i in range(20)]
+        assert b.status().state == "open"  # nothing flushed yet, but the record exists
+    before = b.status()
+    assert (before.state, before.total, before.pending, before.succeeded) == ("running", 20, 20, 0)
+    assert {h.id for h in handles} == {e.decode() for e in client.lrange("steep:{default}:queued", 0, -1)}
+
+    run_worker(burst=False)
+    wait_for(lambda: count(client, "cb:complete") and count(client, "cb:success"), message="callbacks")
+    done = state_is(b, "succeeded")
+    assert (done.total, done.pending, done.succeeded, done.failed) == (20, 0, 20, 0)
+    assert done.callbacks_done == ["complete", "success"] or wait_for(
+        lambda: b.status().callbacks_done == ["complete", "success"], message="callbacks marked"
+    )
+    (given,) = bj.notes(client, "cbs:complete")
+    assert given["id"] == b.id and given["total"] == 20 and given["succeeded"] == 20
+    assert given["description"] == "twenty" and given["meta"] == {"owner": "ops"}
+    assert count(client, "cb:complete") == count(client, "cb:success") == 1
+    # bookkeeping expires: a completed batch keeps its record for the ttl only
+    ttl = client.ttl(get_keys().batch(b.id).info)
+    assert 0 < ttl <= 7 * 86400
+
+
+def test_a_retried_member_counts_once_as_succeeded(client, run_worker):
+    with batch(on_success=bj.callback.s("ok")) as b:
+        b.add(bj.flaky.s("f", 2))
+        b.add(bj.work.s("t", 1))
+    run_worker(burst=False)
+    wait_for(lambda: count(client, "cb:ok") == 1, message="on_success")
+    assert bj.notes(client, "attempts:f") == [1, 2, 3]
+    s = state_is(b, "succeeded")
+    assert (s.total, s.succeeded, s.failed) == (2, 2, 0)
+
+
+def test_a_dead_member_completes_without_success_until_retried(client, run_worker):
+    client.set("test:flag", 1)
+    with batch(on_complete=bj.callback.s("complete"), on_success=bj.callback.s("success")) as b:
+        dead = b.add(bj.fails_while_flagged.s("flag"))
+        for i in range(3):
+            b.add(bj.work.s("t", i))
+    run_worker(burst=False)
+    wait_for(lambda: count(client, "cb:complete") == 1, message="on_complete")
+    s = state_is(b, "failed")
+    assert (s.total, s.pending, s.succeeded, s.failed, s.failed_ids) == (4, 0, 3, 1, [dead.id])
+    (given,) = bj.notes(client, "cbs:complete")
+    assert given["failed"] == 1 and given["failed_ids"] == [dead.id]
+    # on_success is decided in the same script call as on_complete: it was not decided
+    assert s.success_at is None and not client.hexists("steep:{default}:jobs", derived_id(b.id, "success"))
+    assert count(client, "cb:success") == 0
+
+    # an operator retries the dead member from the dead set; now it succeeds
+    client.delete("test:flag")
+    assert ops.retry_jobs("default", [dead.id]) == 1
+    wait_for(lambda: count(client, "cb:success") == 1, message="on_success after the retry")
+    s = state_is(b, "succeeded")
+    assert (s.succeeded, s.failed, s.failed_ids) == (4, 0, [])
+    assert count(client, "cb:complete") == 1  # on_complete fired once, not again
+
+
+def test_a_member_recorded_twice_counts_once_and_callbacks_are_not_duplicated(
+    client, run_worker
+):
+    """The crash window: a worker records a member, dies before its ack, the job runs
+    again and is recorded again (here: the record script called twice)."""
+    with batch(on_complete=bj.callback.s("complete")) as b:
+        one = b.add(bj.work.s("t", 1))
+        two = b.add(bj.work.s("t", 2))
+    assert record(client, b.id, [(one.id, "s", None, None)]) == ""
+    assert record(client, b.id, [(one.id, "s", None, None)]) == ""
+    assert b.status().succeeded == 1 and b.status().pending == 1
+    outbox = record(client, b.id, [(two.id, "s", None, None)])
+    assert outbox and record(client, b.id, [(two.id, "s", None, None)]) == outbox
+    from steep.batches import deliver
+
+    deliver(client, b.id, outbox)
+    deliver(client, b.id, outbox)  # the re-run's delivery: same callback id, not added again
+    s = b.status()
+    assert (s.succeeded, s.pending, s.outbox) == (2, 0, [])
+    cb_id = derived_id(b.id, "complete")
+    assert client.lrange("steep:{default}:queued", 0, -1).count(cb_id.encode()) == 1
+    client.delete("steep:{default}:queued")  # the members themselves were recorded by hand
+    client.lpush("steep:{default}:queued", cb_id)
+    run_worker()
+    assert count(client, "cb:complete") == 1
+    # a callback enqueued again after it ran and settled is discarded, not run twice
+    from steep.batches import _fire
+
+    _fire(client, b.id, "complete")
+    run_worker()
+    assert count(client, "cb:complete") == 1
+    assert int(client.hget("steep:{default}:stats", "discarded")) == 1
+    # a dead outcome after a success changes nothing
+    record(client, b.id, [(one.id, "f", None, None)])
+    assert b.status().failed == 0
+
+
+def test_members_added_from_inside_a_member(client, run_worker):
+    with batch(on_success=bj.callback.s("ok")) as b:
+        b.add(bj.add_more.s("t", 3))
+    run_worker(burst=False)
+    wait_for(lambda: count(client, "cb:ok") == 1, message="on_success")
+    (given,) = bj.notes(client, "cbs:ok")
+    assert (given["total"], given["succeeded"]) == (4, 4)
+    assert count(client, "runs:t") == 3
+
+
+def test_nested_batch_completes_the_parent_after_the_child(client, run_worker):
+    with batch(on_complete=bj.callback.s("parent")) as parent:
+        spawner = parent.add(bj.spawn_child.s("c", 5, 0.05))
+    run_worker(burst=False, concurrency=2)
+    wait_for(lambda: count(client, "cb:parent") == 1, timeout=15, message="parent callback")
+    child_id = spawner.result(timeout=1) if False else None  # work keeps no result
+    p = state_is(parent, "succeeded")
+    assert (p.total, p.succeeded) == (2, 2)  # the spawning job and the child batch
+    (child_member,) = [
+        k.decode() for k in client.hkeys(get_keys().batch(parent.id).members) if k.decode() != spawner.id
+    ]
+    child = get_status(child_member)
+    assert child is not None and child.parent == parent.id and child.total == 5
+    assert child.complete_at <= p.complete_at
+    assert count(client, "runs:child-c") == 5 and count(client, "cb:child-c") == 1
+    (given,) = bj.notes(client, "cbs:parent")
+    assert given["total"] == 2 and child_id is None
+
+
+def test_an_empty_batch_completes_when_closed(client, run_worker):
+    with batch(on_success=bj.callback.s("empty")) as b:
+        pass
+    assert b.status().state == "succeeded"
+    run_worker()
+    assert count(client, "cb:empty") == 1
+
+
+def test_a_block_that_raises_enqueues_nothing(client):
+    with pytest.raises(RuntimeError), batch() as b:
+        b.add(bj.work.s("t", 1))
+        raise RuntimeError("no")
+    assert b.status() is None and ops.queue("default").size == 0
+    with pytest.raises(BatchError, match="already closed"), b:
+        pass
+    with pytest.raises(TypeError, match="signature"):
+        batch(on_complete=bj.callback)  # type: ignore[arg-type]
+
+
+def test_callbacks_fire_exactly_once_with_three_worker_processes(client, worker_cli):
+    with batch(on_complete=bj.callback.s("complete"), on_success=bj.callback.s("success")) as b:
+        for i in range(200):
+            b.add(bj.work.s("p", i))
+    cli = worker_cli("worker", "tests.batch_jobs", "-p", "3", "-c", "10")
+    wait_for(lambda: count(client, "cb:success") == 1, timeout=60, message="on_success")
+    wait_for(lambda: count(client, "cb:complete") == 1, timeout=10, message="on_complete")
+    s = state_is(b, "succeeded")
+    assert (s.total, s.succeeded, s.failed) == (200, 200, 0)
+    assert count(client, "runs:p") == 200
+    cli.signal(signal.SIGTERM)
+    assert cli.wait() == 0
+    assert count(client, "cb:complete") == count(client, "cb:success") == 1
+
+
+def test_a_worker_killed_mid_batch_loses_nothing_and_counts_once(client, worker_cli):
+    with batch(on_complete=bj.callback.s("complete"), on_success=bj.callback.s("success")) as b:
+        for i in range(120):
+            b.add(bj.work.s("k", i, 0.02))
+    cli = worker_cli("worker", "tests.batch_jobs", "-p", "3", "-c", "5")
+    wait_for(lambda: count(client, "runs:k") >= 20, timeout=30, message="members running")
+    victim = cli.children()[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: count(client, "cb:success") == 1, timeout=60, message="on_success")
+    s = state_is(b, "succeeded")
+    assert (s.total, s.succeeded, s.failed, s.pending) == (120, 120, 0, 0)
+    assert count(client, "runs:k") >= 120  # jobs the killed process held ran again
+    cli.signal(signal.SIGTERM)
+    assert cli.wait() == 0
+    assert count(client, "cb:complete") == count(client, "cb:success") == 1
