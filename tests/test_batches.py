@@ -38,10 +38,14 @@ def test_progress_then_both_callbacks_once(client, run_worker):
         assert b.status().state == "open"  # nothing flushed yet, but the record exists
     before = b.status()
     assert (before.state, before.total, before.pending, before.succeeded) == ("running", 20, 20, 0)
-    assert {h.id for h in handles} == {e.decode() for e in client.lrange("steep:{default}:queued", 0, -1)}
+    assert {h.id for h in handles} == {
+        e.decode() for e in client.lrange("steep:{default}:queued", 0, -1)
+    }
 
     run_worker(burst=False)
-    wait_for(lambda: count(client, "cb:complete") and count(client, "cb:success"), message="callbacks")
+    wait_for(
+        lambda: count(client, "cb:complete") and count(client, "cb:success"), message="callbacks"
+    )
     done = state_is(b, "succeeded")
     assert (done.total, done.pending, done.succeeded, done.failed) == (20, 0, 20, 0)
     assert done.callbacks_done == ["complete", "success"] or wait_for(
@@ -80,7 +84,9 @@ def test_a_dead_member_completes_without_success_until_retried(client, run_worke
     (given,) = bj.notes(client, "cbs:complete")
     assert given["failed"] == 1 and given["failed_ids"] == [dead.id]
     # on_success is decided in the same script call as on_complete: it was not decided
-    assert s.success_at is None and not client.hexists("steep:{default}:jobs", derived_id(b.id, "success"))
+    assert s.success_at is None and not client.hexists(
+        "steep:{default}:jobs", derived_id(b.id, "success")
+    )
     assert count(client, "cb:success") == 0
 
     # an operator retries the dead member from the dead set; now it succeeds
@@ -92,9 +98,7 @@ def test_a_dead_member_completes_without_success_until_retried(client, run_worke
     assert count(client, "cb:complete") == 1  # on_complete fired once, not again
 
 
-def test_a_member_recorded_twice_counts_once_and_callbacks_are_not_duplicated(
-    client, run_worker
-):
+def test_a_member_recorded_twice_counts_once_and_callbacks_are_not_duplicated(client, run_worker):
     """The crash window: a worker records a member, dies before its ack, the job runs
     again and is recorded again (here: the record script called twice)."""
     with batch(on_complete=bj.callback.s("complete")) as b:
@@ -147,7 +151,9 @@ def test_nested_batch_completes_the_parent_after_the_child(client, run_worker):
     p = state_is(parent, "succeeded")
     assert (p.total, p.succeeded) == (2, 2)  # the spawning job and the child batch
     (child_member,) = [
-        k.decode() for k in client.hkeys(get_keys().batch(parent.id).members) if k.decode() != spawner.id
+        k.decode()
+        for k in client.hkeys(get_keys().batch(parent.id).members)
+        if k.decode() != spawner.id
     ]
     child = get_status(child_member)
     assert child is not None and child.parent == parent.id and child.total == 5
@@ -206,3 +212,67 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_counts_once(client, worker_
     cli.signal(signal.SIGTERM)
     assert cli.wait() == 0
     assert count(client, "cb:complete") == count(client, "cb:success") == 1
+
+
+def test_ops_and_cli_show_progress(client, run_worker):
+    import json
+
+    from click.testing import CliRunner
+
+    from steep.cli import main
+
+    client.set("test:flag", 1)
+    with batch(description="older") as first:
+        first.add(bj.work.s("t", 0))
+    with batch(description="mixed", on_complete=bj.callback.s("c")) as b:
+        dead = b.add(bj.fails_while_flagged.s("flag"))
+        b.add(bj.work.s("t", 1))
+    listed = ops.batches()
+    assert [x.id for x in listed] == [b.id, first.id]  # newest first
+    assert (listed[0].state, listed[0].total, listed[0].pending) == ("running", 2, 2)
+
+    run_worker(burst=False)
+    state_is(b, "failed")
+    assert [x.id for x in ops.batches(state="failed")] == [b.id]
+    result = CliRunner().invoke(main, ["batches", "show", b.id, "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert (data["state"], data["total"], data["succeeded"], data["failed"]) == ("failed", 2, 1, 1)
+    assert data["failed_ids"] == [dead.id] and data["percent"] == 100.0
+    result = CliRunner().invoke(main, ["batches", "--json"])
+    assert [x["id"] for x in json.loads(result.output)["batches"]] == [b.id, first.id]
+    result = CliRunner().invoke(main, ["batches", "show", b.id])
+    assert result.exit_code == 0 and "mixed" in result.output and dead.id in result.output
+    result = CliRunner().invoke(main, ["batches", "show", "nope"])
+    assert result.exit_code != 0 and "no batch nope" in result.output
+    # an expired batch drops out of the index
+    client.delete(*get_keys().batch(first.id).all())
+    assert [x.id for x in ops.batches()] == [b.id]
+    assert client.zscore(get_keys().batches, first.id) is None
+
+
+def test_dashboard_lists_batches_with_progress_and_links_members(client, monkeypatch):
+    from starlette.testclient import TestClient
+
+    from steep.web import create_app
+
+    for name in ("STEEP_WEB_PASSWORD", "STEEP_WEB_TOKEN", "STEEP_WEB_READ_ONLY"):
+        monkeypatch.delenv(name, raising=False)
+    web = TestClient(create_app(), client=("127.0.0.1", 50000))
+    with batch(description="<b>nightly</b>", on_success=bj.callback.s("x")) as b:
+        member = b.add(bj.work.s("t", 1))
+        b.add(bj.work.s("t", 2))
+    record(client, b.id, [(member.id, "s", None, None)])
+    page = web.get("/batches")
+    assert page.status_code == 200
+    assert f'href="/batches/{b.id}"' in page.text and "&lt;b&gt;nightly&lt;/b&gt;" in page.text
+    assert 'aria-valuenow="1"' in page.text and 'style="width: 50.0%"' in page.text
+    detail = web.get(f"/batches/{b.id}")
+    assert detail.status_code == 200 and "1 of 2 done" in detail.text
+    assert "tests.batch_jobs.callback" in detail.text
+    job_page = web.get(f"/jobs/default/{member.id}")
+    assert f'href="/batches/{b.id}"' in job_page.text
+    assert web.get("/api/batch/" + b.id).json()["succeeded"] == 1
+    assert web.get("/api/batch/nope").status_code == 404
+    assert "No such batch" in web.get("/batches/nope").text
+    assert web.get("/batches?state=failed").status_code == 200

@@ -23,7 +23,7 @@ def test_signatures_are_small_json_and_validated():
         sig.set(backoff=3)
     with pytest.raises(ValueError, match="invalid queue name"):
         sig.set(queue="a b")
-    with pytest.raises(TypeError, match="argument #0 .* cannot be encoded"):
+    with pytest.raises(TypeError, match=r"argument #0 .* cannot be encoded"):
         bj.add_one.s(object())
 
 

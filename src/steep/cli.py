@@ -284,4 +284,4 @@ def demo(count: int, keep_server: bool) -> None:
     sys.exit(run_demo(count, keep_server=keep_server, console=console))
 
 
-import steep.cli_ops  # noqa: E402, F401  (registers jobs, queues, workers, dead, stats)
+import steep.cli_ops  # noqa: E402, F401  (registers jobs, queues, workers, dead, batches, stats)

@@ -1,7 +1,7 @@
 """The operations layer: read and steer queues, jobs, workers and stats.
 
 The CLI, the dashboard and your own scripts all go through here, never to
-Redis directly. See docs/operations.md.
+Redis directly. See docs/operations.md (and docs/batches.md for batches).
 
     from steep import ops
     ops.queues()                                   # sizes, latency, paused
@@ -9,6 +9,7 @@ Redis directly. See docs/operations.md.
     ops.retry_jobs("default", [j.id for j in page.jobs])
 """
 
+from steep.ops.batches import BatchStatus, batch_results, batches, get_batch
 from steep.ops.jobs import (
     STATES,
     Filter,
@@ -33,6 +34,7 @@ from steep.ops.workers import WorkerInfo, quiet, running_jobs, stop, workers
 
 __all__ = [
     "STATES",
+    "BatchStatus",
     "Filter",
     "JobInfo",
     "JobMetrics",
@@ -40,11 +42,14 @@ __all__ = [
     "Page",
     "QueueInfo",
     "WorkerInfo",
+    "batch_results",
+    "batches",
     "cancel_job",
     "clear",
     "delete_all",
     "delete_jobs",
     "edit_job",
+    "get_batch",
     "get_job",
     "history",
     "iter_jobs",

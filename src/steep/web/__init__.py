@@ -79,6 +79,8 @@ def create_app(
         Route("/jobs/{queue}/{job_id}/delete", actions.action(actions.delete), **post),
         Route("/jobs/{queue}/{job_id}/retry", actions.action(actions.retry), **post),
         Route("/jobs/{queue}/{job_id}/cancel", actions.action(actions.cancel), **post),
+        Route("/batches", app.batches_page),
+        Route("/batches/{batch_id}", app.batch_page),
         Route("/workers", app.workers_page),
         Route("/workers/{worker_id}/quiet", actions.action(actions.quiet, "/workers"), **post),
         Route("/workers/{worker_id}/stop", actions.action(actions.stop, "/workers"), **post),
@@ -89,6 +91,7 @@ def create_app(
         Route("/api/minutes", app.api_minutes),
         Route("/api/jobs/{queue}/{state}", app.api_jobs),
         Route("/api/job/{queue}/{job_id}", app.api_job),
+        Route("/api/batch/{batch_id}", app.api_batch),
         Mount("/static", StaticFiles(directory=app.HERE / "static"), name="static"),
     ]
     web = Starlette(
