@@ -448,6 +448,28 @@ class Batch:
         """Return values of a group's members (or a chain's steps), in order."""
         return get_results(self.id)
 
+    def callback_job(self, kind: str = "success") -> Job:
+        """The handle of the `complete` or `success` callback (its id is fixed by the
+        batch's), to wait on its result: `b.callback_job().result(timeout=10)`."""
+        sig = {"complete": self.on_complete, "success": self.on_success}.get(kind)
+        if sig is None:
+            raise BatchError(f"batch {self.id} has no on_{kind} callback")
+        return Job(derived_id(self.id, kind), sig.options.get("queue", "default"), sig.name)
+
+    def wait(self, timeout: float | None = None, interval: float = 0.05) -> BatchStatus:
+        """Poll until the batch is complete (every member succeeded or died) and its
+        callbacks are enqueued; raises TimeoutError after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = self.status()
+            if status is None:
+                raise BatchError(f"no batch {self.id} (never made, or expired)")
+            if status.state in ("succeeded", "failed") and not status.outbox:
+                return status
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"batch {self.id} did not complete within {timeout} s")
+            time.sleep(interval)
+
 
 def batch(
     *,

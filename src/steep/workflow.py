@@ -11,6 +11,7 @@ results, in the group's order. See docs/batches.md.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -170,11 +171,12 @@ def chain(*steps: Signature | Chain) -> Chain:
     return Chain(flat)
 
 
-def group(*members: Signature) -> Group:
-    """`group(a.s(1), a.s(2))`; `group(...) | done.s()` calls done([r1, r2])."""
-    if len(members) == 1 and isinstance(members[0], list | tuple):
-        members = tuple(members[0])
-    return Group(list(members))
+def group(*members: Signature | Iterable[Signature]) -> Group:
+    """`group(a.s(1), a.s(2))` or `group(a.s(i) for i in ...)`; `group(...) | done.s()`
+    calls done([r1, r2])."""
+    if len(members) == 1 and not isinstance(members[0], Signature):
+        return Group(list(members[0]))
+    return Group(list(members))  # type: ignore[arg-type]
 
 
 def chord(members: Group | list[Signature], callback: Signature) -> Group:
