@@ -276,3 +276,51 @@ def test_dashboard_lists_batches_with_progress_and_links_members(client, monkeyp
     assert web.get("/api/batch/nope").status_code == 404
     assert "No such batch" in web.get("/batches/nope").text
     assert web.get("/batches?state=failed").status_code == 200
+
+
+def test_a_job_that_runs_again_makes_the_same_batch_and_enqueues_nothing_twice(client):
+    from steep.context import JobContext, _current
+    from steep.job import new_job_id
+
+    job_id = new_job_id()
+
+    def one_run() -> tuple[Batch, list[str]]:
+        token = _current.set(JobContext(job_id, "maker", "default", 1, "w"))
+        try:
+            with batch(parent=None) as b:
+                return b, [b.add(bj.work.s("t", i)).id for i in range(3)]
+        finally:
+            _current.reset(token)
+
+    first, ids = one_run()
+    # the first member ran and settled before the worker running `maker` died
+    record(client, first.id, [(ids[0], "s", None, None)])
+    client.hdel("steep:{default}:jobs", ids[0])
+    client.lrem("steep:{default}:queued", 0, ids[0])
+    again, ids_again = one_run()
+    assert (again.id, ids_again) == (first.id, ids)
+    s = again.status()
+    assert (s.total, s.succeeded, s.pending) == (3, 1, 2)
+    queued = [i.decode() for i in client.lrange("steep:{default}:queued", 0, -1)]
+    assert sorted(queued) == sorted(ids[1:])
+
+
+def test_a_chain_step_recorded_again_does_not_rerun_the_next_step(client, run_worker):
+    from steep.batch_hook import settle_member
+    from steep.job import decode_envelope
+    from steep.registry import lookup
+    from steep.worker.executor import Outcome
+    from steep.workflow import chain
+
+    b = chain(bj.add_one.s(1), bj.step_note.s()).enqueue()
+    (first_id,) = [i.decode() for i in client.lrange("steep:{default}:queued", 0, -1)]
+    payload = client.hget("steep:{default}:jobs", first_id)
+    run_worker(burst=False)
+    state_is(b, "succeeded")
+    assert bj.notes(client, "steps") == [[2]]
+    # the first step's worker "died" before its ack: the step runs and is recorded again
+    env = decode_envelope(payload)
+    outcome = Outcome("default", first_id, payload, env, lookup(env.name), ok=True, value=2)
+    settle_member(outcome)
+    assert ops.queue("default").size == 0
+    assert b.status().succeeded == 2 and bj.notes(client, "steps") == [[2]]

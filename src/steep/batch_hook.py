@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from steep import hooks
-from steep.batches import add_members, deliver, derived_id, member_envelope, push, record
+from steep.batches import (
+    add_members,
+    deliver,
+    derived_id,
+    member_envelope,
+    push,
+    record,
+    unfinished,
+)
 from steep.connection import get_client, get_keys
 from steep.job import Envelope, encode
 from steep.workflow import Signature
@@ -120,7 +128,11 @@ def _next_step(client: Any, env: Envelope, batch_id: str, value: Any, rest: list
     except (TypeError, ValueError) as exc:
         log.error("chain %s stopped after job %s: %s", batch_id, env.id, exc)
         return False
-    add_members(client, batch_id, [nxt.id])
+    if not add_members(client, batch_id, [nxt.id]):
+        # this step ran before and added the next one: enqueue it again only if it has
+        # not finished (enqueue.lua ignores it while it is still waiting or running)
+        push(client, unfinished(client, batch_id, [nxt]))
+        return True
     push(client, [nxt])
     return True
 

@@ -223,6 +223,13 @@ def add_members(client: redis.Redis, batch_id: str, member_ids: list[str]) -> in
     return added
 
 
+def unfinished(client: redis.Redis, batch_id: str, envelopes: list[Envelope]) -> list[Envelope]:
+    """The members not yet finished. A job that runs again after a crash adds the same
+    members (same ids); those that already ran and settled are not enqueued again."""
+    states = client.hmget(get_keys().batch(batch_id).members, [e.id for e in envelopes])
+    return [e for e, state in zip(envelopes, states, strict=True) if state in (None, b"p")]
+
+
 def record(
     client: redis.Redis,
     batch_id: str,
@@ -381,7 +388,9 @@ class Batch:
         self._create()
         client = get_client()
         buffered, self._buffer = self._buffer, []
-        add_members(client, self.id, [e.id for e in buffered])
+        added = add_members(client, self.id, [e.id for e in buffered])
+        if added < len(buffered):
+            buffered = unfinished(client, self.id, buffered)
         push(client, buffered)
         self._flushed += len(buffered)
 
