@@ -91,3 +91,11 @@ def add_more(tag: str, n: int) -> None:
     with b:
         for i in range(n):
             b.add(work.s(tag, 100 + i))
+
+
+@job(queue="default", retries=0)
+def spawn_flagged_child(flag: str) -> None:
+    """A member whose child batch has one member that dies while test:<flag> is set."""
+    with batch(description="flagged child") as b:
+        b.add(fails_while_flagged.s(flag))
+        b.add(work.s("flagged", 1))

@@ -324,3 +324,22 @@ def test_a_chain_step_recorded_again_does_not_rerun_the_next_step(client, run_wo
     settle_member(outcome)
     assert ops.queue("default").size == 0
     assert b.status().succeeded == 2 and bj.notes(client, "steps") == [[2]]
+
+
+def test_a_failed_child_fails_the_parent_until_its_dead_member_succeeds(client, run_worker):
+    client.set("test:flag", 1)
+    with batch(on_complete=bj.callback.s("complete"), on_success=bj.callback.s("success")) as b:
+        b.add(bj.spawn_flagged_child.s("flag"))
+    run_worker(burst=False)
+    wait_for(lambda: count(client, "cb:complete") == 1, message="the parent's on_complete")
+    parent = state_is(b, "failed")
+    (child_id,) = parent.failed_ids
+    child = get_status(child_id)
+    assert child is not None and (child.state, child.parent, child.failed) == ("failed", b.id, 1)
+    client.delete("test:flag")
+    ops.retry_jobs("default", child.failed_ids)
+    wait_for(lambda: count(client, "cb:success") == 1, message="the parent's on_success")
+    parent = state_is(b, "succeeded")
+    assert (parent.succeeded, parent.failed) == (2, 0)
+    assert get_status(child_id).state == "succeeded"
+    assert count(client, "cb:complete") == 1

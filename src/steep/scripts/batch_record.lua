@@ -53,24 +53,25 @@ local parent, ttl, outbox, on_complete, on_success = f[6], f[7], f[8], f[9], f[1
 if closed and tonumber(pending or '0') == 0 then
   local ok = tonumber(failed or '0') == 0
   local fresh = {}
+  local tell_parent = nil
   if not complete_at then
     redis.call('HSET', KEYS[1], 'complete_at', now)
     if on_complete then
       fresh[#fresh + 1] = {cb = 'complete'}
     end
-    if parent then
-      fresh[#fresh + 1] = {parent = parent, outcome = ok and 's' or 'f'}
-    end
+    tell_parent = ok and 's' or 'f'
   end
   if ok and not success_at then
     redis.call('HSET', KEYS[1], 'success_at', now)
     if on_success then
       fresh[#fresh + 1] = {cb = 'success'}
     end
-    if parent and complete_at then
-      -- it completed with dead members before; now they all succeeded
-      fresh[#fresh + 1] = {parent = parent, outcome = 's'}
-    end
+    -- also when it completed with dead members before and now they all succeeded
+    tell_parent = 's'
+  end
+  -- the parent hears last, once this batch's callbacks are enqueued
+  if parent and tell_parent then
+    fresh[#fresh + 1] = {parent = parent, outcome = tell_parent}
   end
   if #fresh > 0 then
     local box = {}
