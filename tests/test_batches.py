@@ -262,17 +262,20 @@ def test_dashboard_lists_batches_with_progress_and_links_members(client, monkeyp
     with batch(description="<b>nightly</b>", on_success=bj.callback.s("x")) as b:
         member = b.add(bj.work.s("t", 1))
         b.add(bj.work.s("t", 2))
-    record(client, b.id, [(member.id, "s", None, None)])
+        dead = b.add(bj.work.s("t", 3))
+        b.add(bj.work.s("t", 4))
+    record(client, b.id, [(member.id, "s", None, None), (dead.id, "f", None, None)])
     page = web.get("/batches")
     assert page.status_code == 200
     assert f'href="/batches/{b.id}"' in page.text and "&lt;b&gt;nightly&lt;/b&gt;" in page.text
-    assert 'aria-valuenow="1"' in page.text and 'style="width: 50.0%"' in page.text
+    assert 'aria-valuenow="2"' in page.text and 'style="width: 25.0%"' in page.text
     detail = web.get(f"/batches/{b.id}")
-    assert detail.status_code == 200 and "1 of 2 done" in detail.text
+    assert detail.status_code == 200 and "2 of 4 done" in detail.text
+    assert f'href="/jobs/default/{dead.id}"' in detail.text  # the dead member, linked
     assert "tests.batch_jobs.callback" in detail.text
     job_page = web.get(f"/jobs/default/{member.id}")
     assert f'href="/batches/{b.id}"' in job_page.text
-    assert web.get("/api/batch/" + b.id).json()["succeeded"] == 1
+    assert web.get("/api/batch/" + b.id).json()["failed_ids"] == [dead.id]
     assert web.get("/api/batch/nope").status_code == 404
     assert "No such batch" in web.get("/batches/nope").text
     assert web.get("/batches?state=failed").status_code == 200

@@ -9,7 +9,7 @@ Redis directly. See docs/operations.md (and docs/batches.md for batches).
     ops.retry_jobs("default", [j.id for j in page.jobs])
 """
 
-from steep.ops.batches import BatchStatus, batch_results, batches, get_batch
+from steep.ops.batches import BatchStatus, batch_results, batches, get_batch, locate_jobs
 from steep.ops.jobs import (
     STATES,
     Filter,
@@ -55,6 +55,7 @@ __all__ = [
     "iter_jobs",
     "job_metrics",
     "list_jobs",
+    "locate_jobs",
     "move_job",
     "pause",
     "percentile",

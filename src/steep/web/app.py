@@ -262,6 +262,7 @@ def batch_page(request: Request) -> Response:
         "batch.html",
         page="batches",
         b=b,
+        dead_members=ops.locate_jobs(b.failed_ids[:100]),
         results_json=json.dumps(results, indent=2, ensure_ascii=False) if results else None,
     )
 
