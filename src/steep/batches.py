@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ def derived_id(seed: str, label: str) -> str:
 
 # per running job: (its context, how many ids it has minted in this run)
 _minted: OrderedDict[str, tuple[JobContext, int]] = OrderedDict()
+_minted_lock = threading.Lock()
 
 
 def mint_id() -> str:
@@ -63,12 +65,13 @@ def mint_id() -> str:
     ctx = current_job()
     if ctx is None:
         return new_job_id()
-    entry = _minted.get(ctx.id)
-    count = entry[1] + 1 if entry is not None and entry[0] is ctx else 1
-    _minted[ctx.id] = (ctx, count)
-    _minted.move_to_end(ctx.id)
-    while len(_minted) > 4096:
-        _minted.popitem(last=False)
+    with _minted_lock:  # jobs in several threads mint at once
+        entry = _minted.get(ctx.id)
+        count = entry[1] + 1 if entry is not None and entry[0] is ctx else 1
+        _minted[ctx.id] = (ctx, count)
+        _minted.move_to_end(ctx.id)
+        while len(_minted) > 4096:
+            _minted.popitem(last=False)
     return derived_id(ctx.id, f"mint:{count}")
 
 
