@@ -200,7 +200,7 @@ def test_callbacks_fire_exactly_once_with_three_worker_processes(client, worker_
 def test_a_worker_killed_mid_batch_loses_nothing_and_counts_once(client, worker_cli):
     with batch(on_complete=bj.callback.s("complete"), on_success=bj.callback.s("success")) as b:
         for i in range(120):
-            b.add(bj.work.s("k", i, 0.02))
+            b.add(bj.work.s("k", i, 0.05))
     cli = worker_cli("worker", "tests.batch_jobs", "-p", "3", "-c", "5")
     wait_for(lambda: count(client, "runs:k") >= 20, timeout=30, message="members running")
     victim = cli.children()[0]
