@@ -8,16 +8,20 @@ def send_report(user_id: int) -> str: ...
 send_report.enqueue(42)
 """
 
+from steep.batches import Batch, BatchStatus, batch, current_batch
 from steep.context import JobContext, current_job
 from steep.errors import Cancelled, JobFailed, JobTimeout, SteepError, UnknownJob
 from steep.job import Job, JobStatus
 from steep.middleware import Middleware
 from steep.registry import JobFunction, JobOptions, job
 from steep.settings import ConfigError, Settings, configure, get_settings
+from steep.workflow import Signature, chain, chord, group
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Batch",
+    "BatchStatus",
     "Cancelled",
     "ConfigError",
     "Job",
@@ -29,11 +33,17 @@ __all__ = [
     "JobTimeout",
     "Middleware",
     "Settings",
+    "Signature",
     "SteepError",
     "UnknownJob",
     "__version__",
+    "batch",
+    "chain",
+    "chord",
     "configure",
+    "current_batch",
     "current_job",
     "get_settings",
+    "group",
     "job",
 ]

@@ -277,4 +277,4 @@ def demo(count: int, keep_server: bool) -> None:
 
 
 import steep.cli_cron  # noqa: E402  (registers cron)
-import steep.cli_ops  # noqa: E402, F401  (registers jobs, queues, workers, dead, stats)
+import steep.cli_ops  # noqa: E402, F401  (registers jobs, queues, workers, dead, batches, stats)

@@ -124,6 +124,38 @@ class LimitKeys:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchKeys:
+    """The keys of one batch; all share the hash tag `{<batch id>}`, a slot of their own
+    (so a batch's bookkeeping is one script, and a member's queue is another)."""
+
+    namespace: str
+    id: str
+
+    @property
+    def info(self) -> str:
+        """HASH: counters (total, pending, succeeded, failed), state times, callbacks, outbox."""
+        return f"{self.namespace}:batch:{{{self.id}}}"
+
+    @property
+    def members(self) -> str:
+        """HASH member id (a job id, or a child batch id) -> `p` pending, `s`, `f` (dead)."""
+        return f"{self.info}:members"
+
+    @property
+    def failed(self) -> str:
+        """SET of the member ids that died (and have not succeeded since)."""
+        return f"{self.info}:failed"
+
+    @property
+    def results(self) -> str:
+        """HASH member position -> JSON return value (groups and chains keep them)."""
+        return f"{self.info}:results"
+
+    def all(self) -> list[str]:
+        return [self.info, self.members, self.failed, self.results]
+
+
+@dataclass(frozen=True, slots=True)
 class Keys:
     """Key names for one namespace (the prefix of every key, `steep` by default)."""
 
@@ -160,6 +192,14 @@ class Keys:
 
     def limit(self, name: str) -> LimitKeys:
         return LimitKeys(self.namespace, name)
+
+    @property
+    def batches(self) -> str:
+        """ZSET batch id -> creation time (ms): the recent batches, capped (steep.ops)."""
+        return f"{self.namespace}:batches"
+
+    def batch(self, batch_id: str) -> BatchKeys:
+        return BatchKeys(self.namespace, batch_id)
 
     def worker(self, worker_id: str) -> str:
         """HASH describing one worker process: host, pid, queues, concurrency, started..."""

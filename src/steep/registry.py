@@ -10,10 +10,13 @@ import sys
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from steep.errors import UnknownJob
 from steep.job import Job
+
+if TYPE_CHECKING:
+    from steep.workflow import Signature
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -98,6 +101,14 @@ class JobFunction(Generic[P, R]):
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         return BoundJob(self, self.default_options).enqueue(*args, **kwargs)
+
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
+        """This call written down, for batches, chains and groups (steep.workflow)."""
+        return BoundJob(self, self.default_options).s(*args, **kwargs)
+
+    def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
+        """An immutable signature: in a chain it does not get the previous result."""
+        return BoundJob(self, self.default_options).si(*args, **kwargs)
 
     def enqueue_in(self, delay: float | timedelta, *args: P.args, **kwargs: P.kwargs) -> Job:
         return BoundJob(self, self.default_options).enqueue_in(delay, *args, **kwargs)
@@ -200,6 +211,16 @@ class BoundJob(Generic[P, R]):
         from steep import client
 
         return client.enqueue(self.function.name, self.opts, args, kwargs)
+
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
+        from steep.workflow import signature
+
+        return signature(self.function.name, self.opts, args, kwargs, immutable=False)
+
+    def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
+        from steep.workflow import signature
+
+        return signature(self.function.name, self.opts, args, kwargs, immutable=True)
 
     def enqueue_in(self, delay: float | timedelta, *args: P.args, **kwargs: P.kwargs) -> Job:
         from steep import client

@@ -1,7 +1,7 @@
 """The operations layer: read and steer queues, jobs, workers and stats.
 
 The CLI, the dashboard and your own scripts all go through here, never to
-Redis directly. See docs/operations.md.
+Redis directly. See docs/operations.md (and docs/batches.md for batches).
 
     from steep import ops
     ops.queues()                                   # sizes, latency, paused
@@ -11,6 +11,7 @@ Redis directly. See docs/operations.md.
     ops.limits()                                   # rate limiters and their use now
 """
 
+from steep.ops.batches import BatchStatus, batch_results, batches, get_batch, locate_jobs
 from steep.ops.cron import (
     CronInfo,
     cron_entries,
@@ -47,6 +48,7 @@ from steep.ops.workers import WorkerInfo, quiet, running_jobs, stop, workers
 
 __all__ = [
     "STATES",
+    "BatchStatus",
     "CronInfo",
     "Filter",
     "JobInfo",
@@ -56,6 +58,8 @@ __all__ = [
     "Page",
     "QueueInfo",
     "WorkerInfo",
+    "batch_results",
+    "batches",
     "cancel_job",
     "clear",
     "cron_entries",
@@ -64,6 +68,7 @@ __all__ = [
     "delete_jobs",
     "edit_job",
     "forget_cron",
+    "get_batch",
     "get_job",
     "history",
     "interrupt_job",
@@ -71,6 +76,7 @@ __all__ = [
     "job_metrics",
     "limits",
     "list_jobs",
+    "locate_jobs",
     "move_job",
     "pause",
     "pause_cron",

@@ -78,6 +78,8 @@ def create_app(
         Route("/jobs/{queue}/{job_id}/cancel", actions.action(actions.cancel), **post),
         Route("/jobs/{queue}/{job_id}/interrupt", actions.action(actions.interrupt), **post),
         Route("/jobs/{queue}/{job_id}/resume", actions.action(actions.resume_job), **post),
+        Route("/batches", app.batches_page),
+        Route("/batches/{batch_id}", app.batch_page),
         Route("/workers", app.workers_page),
         Route("/workers/{worker_id}/quiet", actions.action(actions.quiet, "/workers"), **post),
         Route("/workers/{worker_id}/stop", actions.action(actions.stop, "/workers"), **post),
@@ -95,6 +97,7 @@ def create_app(
         Route("/api/cron", cron.api_cron),
         Route("/api/jobs/{queue}/{state}", app.api_jobs),
         Route("/api/job/{queue}/{job_id}", app.api_job),
+        Route("/api/batch/{batch_id}", app.api_batch),
         Mount("/static", StaticFiles(directory=app.HERE / "static"), name="static"),
     ]
     web = Starlette(

@@ -33,6 +33,7 @@ NAV = (
     ("cron", "/cron", "Cron"),
     ("retrying", "/retries", "Retries"),
     ("dead", "/dead", "Dead"),
+    ("batches", "/batches", "Batches"),
     ("metrics", "/stats", "Metrics"),
 )
 STATE_PAGES = {"scheduled": "scheduled", "retries": "retrying", "dead": "dead"}
@@ -231,6 +232,37 @@ def job_page(request: Request) -> Response:
         else None,
         extra_json=json.dumps(job.extra, indent=2, ensure_ascii=False) if job.extra else None,
     )
+
+
+def batches_page(request: Request) -> Response:
+    state = request.query_params.get("state") or None
+    if state not in (None, "open", "running", "succeeded", "failed"):
+        state = None
+    rows = ops.batches(100, state=state)
+    return render(request, "batches.html", page="batches", batches=rows, state=state or "")
+
+
+def batch_page(request: Request) -> Response:
+    batch_id = request.path_params["batch_id"]
+    b = ops.get_batch(batch_id)
+    if b is None:
+        return render(request, "batch.html", page="batches", b=None, batch_id=batch_id)
+    results = ops.batch_results(batch_id) if b.kind in ("group", "chain") else None
+    return render(
+        request,
+        "batch.html",
+        page="batches",
+        b=b,
+        dead_members=ops.locate_jobs(b.failed_ids[:100]),
+        results_json=json.dumps(results, indent=2, ensure_ascii=False) if results else None,
+    )
+
+
+def api_batch(request: Request) -> Response:
+    b = ops.get_batch(request.path_params["batch_id"])
+    if b is None:
+        return JSONResponse({"error": "no such batch"}, status_code=404)
+    return JSONResponse({**asdict(b), "done": b.done, "percent": round(b.percent, 1)})
 
 
 def workers_page(request: Request) -> Response:

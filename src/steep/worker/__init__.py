@@ -1,5 +1,6 @@
 """Worker side: the supervisor, worker processes, the executor and the heartbeat."""
 
+import steep.batch_hook  # noqa: F401  (registers the batch hook)
 from steep.worker.process import QueueSpec, WorkerProcess, parse_queues
 from steep.worker.supervisor import Supervisor
 

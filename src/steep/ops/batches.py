@@ -1,0 +1,75 @@
+"""Batches for operators: the recent ones with their progress, and one in detail.
+
+The index of recent batches is a capped ZSET (`<ns>:batches`, the newest 10,000);
+each batch's own record expires a while after it completes (7 days by default), so
+an index entry can outlive its batch: such entries are skipped and pruned here.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from steep.batches import BatchStatus, get_results, get_status
+from steep.connection import get_keys
+from steep.ops._util import client_or_default
+
+__all__ = ["BatchStatus", "batch_results", "batches", "get_batch", "locate_jobs"]
+
+
+def batches(
+    limit: int = 50, state: str | None = None, client: redis.Redis | None = None
+) -> list[BatchStatus]:
+    """The most recent batches first; `state` keeps only open, running, succeeded or failed."""
+    client = client_or_default(client)
+    index = get_keys().batches
+    out: list[BatchStatus] = []
+    gone: list[str] = []
+    start, page = 0, max(limit, 50)
+    while len(out) < limit:
+        ids = [i.decode() for i in client.zrevrange(index, start, start + page - 1)]
+        if not ids:
+            break
+        for batch_id in ids:
+            status = get_status(batch_id, client)
+            if status is None:
+                gone.append(batch_id)
+            elif state is None or status.state == state:
+                out.append(status)
+                if len(out) == limit:
+                    break
+        start += page
+    if gone:
+        client.zrem(index, *gone)
+    return out
+
+
+def get_batch(batch_id: str, client: redis.Redis | None = None) -> BatchStatus | None:
+    """One batch's progress, callbacks and dead members, or None (unknown or expired)."""
+    return get_status(batch_id, client_or_default(client))
+
+
+def batch_results(batch_id: str, client: redis.Redis | None = None) -> list[object]:
+    """A group's (or chain's) kept return values, in order."""
+    return get_results(batch_id, client_or_default(client))
+
+
+def locate_jobs(job_ids: list[str], client: redis.Redis | None = None) -> list[tuple[str, str]]:
+    """(job id, queue) for each id, the queue where its record is ('' if none): members
+    of one batch may live in different queues."""
+    from steep.ops.queues import queue_names
+
+    client = client_or_default(client)
+    names = queue_names(client)
+    if not job_ids or not names:
+        return [(job_id, "") for job_id in job_ids]
+    keys = get_keys()
+    pipe = client.pipeline(transaction=False)
+    for job_id in job_ids:
+        for name in names:
+            pipe.hexists(keys.queue(name).jobs, job_id)
+    found = pipe.execute()
+    out = []
+    for i, job_id in enumerate(job_ids):
+        hits = found[i * len(names) : (i + 1) * len(names)]
+        out.append((job_id, next((n for n, hit in zip(names, hits, strict=True) if hit), "")))
+    return out
