@@ -181,3 +181,42 @@ async def async_read_meta(key: str) -> str | None:
 @job(queue="default", retries=0, tags=("billing", "nightly"))
 def tagged_fail(message: str) -> None:
     raise ValueError(message)
+
+
+def _wait_gate(tag: str) -> None:
+    """Block until the test pushes onto test:gate:<tag> (at most 10 s)."""
+    get_client().blpop([f"test:gate:{tag}"], timeout=10)
+
+
+@job(queue="default", unique=True, result_ttl=60)
+def unique_gated(tag: str) -> str:
+    mark(tag, "started")
+    _wait_gate(tag)
+    return tag
+
+
+@job(queue="default", unique=True, unique_until="started", result_ttl=60)
+def unique_started_gated(tag: str) -> str:
+    mark(tag, "started")
+    _wait_gate(tag)
+    return tag
+
+
+@job(queue="default", unique_key=lambda account, reason="": f"account:{account}")
+def sync_account(account: int, reason: str = "") -> None:
+    mark(f"sync:{account}", reason)
+
+
+@job(queue="default", unique=True, retries=0)
+def unique_fails(tag: str) -> None:
+    raise ValueError(f"{tag} fails on purpose")
+
+
+@job(queue="default", unique=True, retries=1, backoff=0.05)
+def unique_fails_once(tag: str) -> None:
+    ctx = current_job()
+    assert ctx is not None
+    mark(tag, f"attempt {ctx.attempt}")
+    if ctx.attempt == 1:
+        _wait_gate(tag)
+        raise ConnectionError("first attempt fails on purpose")

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from steep import middleware
+from steep import expiry, middleware, unique
 from steep.connection import SCRIPTS, get_async_client, get_client, get_keys
 from steep.job import Envelope, Job, encode_envelope, new_job_id
 from steep.registry import JobOptions
@@ -37,7 +37,13 @@ def due(when: float | timedelta | datetime) -> float:
     raise TypeError(f"expected seconds, a timedelta or an aware datetime, got {when!r}")
 
 
-def _envelope(name: str, opts: JobOptions, args: Sequence[Any], kwargs: dict[str, Any]) -> Envelope:
+def _envelope(
+    name: str,
+    opts: JobOptions,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    at: float | None = None,
+) -> Envelope:
     envelope = Envelope(
         id=new_job_id(),
         name=name,
@@ -51,6 +57,10 @@ def _envelope(name: str, opts: JobOptions, args: Sequence[Any], kwargs: dict[str
     )
     if opts.tags:
         envelope.tags = list(opts.tags)
+    if opts.unique:
+        unique.stamp(envelope, opts)
+    if opts.expires_in is not None:
+        expiry.stamp(envelope, opts.expires_in, at)
     return envelope
 
 
@@ -95,7 +105,7 @@ def enqueue(
     kwargs: dict[str, Any],
     at: float | None = None,
 ) -> Job:
-    envelope = _envelope(name, opts, args, kwargs)
+    envelope = _envelope(name, opts, args, kwargs, at)
     chain = middleware.chains()[0]
     with middleware.around_enqueue(chain, [envelope]) if chain else _NO_MIDDLEWARE:
         payload = encode_envelope(envelope)
@@ -103,6 +113,8 @@ def enqueue(
         queues_key = _note_queue(envelope.queue)
         if queues_key is not None:
             client.sadd(queues_key, envelope.queue)
+        if envelope.unique_key is not None:
+            return unique.push(client, [envelope], [payload], opts, at)[0]
         SCRIPTS.enqueue(client, _queue_keys(envelope.queue), _argv(envelope.id, payload, at))
     return Job(envelope.id, envelope.queue, name)
 
@@ -114,7 +126,7 @@ async def aenqueue(
     kwargs: dict[str, Any],
     at: float | None = None,
 ) -> Job:
-    envelope = _envelope(name, opts, args, kwargs)
+    envelope = _envelope(name, opts, args, kwargs, at)
     chain = middleware.chains()[0]
     with middleware.around_enqueue(chain, [envelope]) if chain else _NO_MIDDLEWARE:
         payload = encode_envelope(envelope)
@@ -122,6 +134,8 @@ async def aenqueue(
         queues_key = _note_queue(envelope.queue)
         if queues_key is not None:
             await client.sadd(queues_key, envelope.queue)  # type: ignore[misc]
+        if envelope.unique_key is not None:
+            return (await unique.apush(client, [envelope], [payload], opts, at))[0]
         await SCRIPTS.enqueue.run_async(
             client, _queue_keys(envelope.queue), _argv(envelope.id, payload, at)
         )
@@ -159,6 +173,14 @@ def enqueue_many(
         return jobs
     chain = middleware.chains()[0]
     with middleware.around_enqueue(chain, envelopes) if chain else _NO_MIDDLEWARE:
+        if opts.unique:
+            # each job is checked against its lock (and the ones before it in the batch)
+            payloads = [encode_envelope(e) for e in envelopes]
+            client = get_client()
+            queues_key = _note_queue(opts.queue)
+            if queues_key is not None:
+                client.sadd(queues_key, opts.queue)
+            return unique.push(client, envelopes, payloads, opts)
         _push_many(opts.queue, _encode_many(envelopes))
     return jobs
 
@@ -193,6 +215,8 @@ async def aenqueue_many(
         queues_key = _note_queue(opts.queue)
         if queues_key is not None:
             await client.sadd(queues_key, opts.queue)  # type: ignore[misc]
+        if opts.unique:
+            return await unique.apush(client, envelopes, argv[1::3], opts)
         keys = _queue_keys(opts.queue)
         step = _CHUNK * 3
         for start in range(0, len(argv), step):

@@ -68,6 +68,10 @@ class QueueKeys:
         `<name>|count`, `<name>|failed`, `<name>|ms`, `<name>|b<i>` (run time histogram)."""
         return f"{self._base}:metrics:{minute}"
 
+    def unique(self, key: str) -> str:
+        """STRING holding the id of the job that owns a uniqueness lock (with a TTL)."""
+        return f"{self._base}:unique:{key}"
+
     def inflight(self, worker_id: str) -> str:
         """LIST of job ids a worker process has taken from this queue and not yet settled."""
         return f"{self._base}:inflight:{worker_id}"

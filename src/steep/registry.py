@@ -34,6 +34,12 @@ class JobOptions:
     backoff: float = 5.0  # seconds before the first retry; doubles each attempt, plus jitter
     max_backoff: float = 3600.0
     tags: tuple[str, ...] = ()  # labels to find the job by (ops filters, dashboard)
+    # uniqueness (steep.unique, docs/unique.md): at most one such job at a time
+    unique: bool = False
+    unique_for: float | None = None  # seconds the lock lasts at most; implies unique
+    unique_key: Callable[..., str] | None = None  # called with the job's arguments
+    unique_until: str = "finished"  # or "started"
+    expires_in: float | None = None  # seconds: discarded if not started by then
 
     def __post_init__(self) -> None:
         if isinstance(self.tags, str):
@@ -50,6 +56,14 @@ class JobOptions:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout}")
         if self.result_ttl is not None and self.result_ttl <= 0:
             raise ValueError(f"result_ttl must be > 0 seconds, got {self.result_ttl}")
+        if self.unique_for is not None or self.unique_key is not None:
+            object.__setattr__(self, "unique", True)
+        if self.unique:
+            from steep.unique import check_options
+
+            check_options(self)
+        if self.expires_in is not None and self.expires_in <= 0:
+            raise ValueError(f"expires_in must be > 0 seconds, got {self.expires_in}")
 
 
 class JobFunction(Generic[P, R]):
@@ -254,6 +268,11 @@ def job(
     backoff: float = ...,
     max_backoff: float = ...,
     tags: Sequence[str] = ...,
+    unique: bool = ...,
+    unique_for: float | None = ...,
+    unique_key: Callable[..., str] | None = ...,
+    unique_until: str = ...,
+    expires_in: float | None = ...,
     name: str | None = ...,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 
+from steep import unique
 from steep.connection import SCRIPTS, get_keys
 from steep.job import decode
 from steep.keys import QueueKeys
@@ -55,6 +56,9 @@ class JobInfo:
     error: dict[str, Any] | None = None  # the last error: type, message, traceback, attempt
     result: dict[str, Any] | None = None  # succeeded (or dead with result_ttl): the outcome
     tags: list[str] = field(default_factory=list)
+    unique_key: str | None = None  # unique jobs: the lock's key (docs/unique.md)
+    unique_until: str | None = None  # "finished" or "started"
+    expires_at: float | None = None  # expiring jobs: discarded if not started by then
     extra: dict[str, Any] = field(default_factory=dict)  # producer-defined envelope fields
     envelope: str = ""  # the stored JSON, verbatim
 
@@ -165,6 +169,9 @@ def _build(
         result_ttl=data.pop("result_ttl", None),
         enqueued_at=data.pop("enqueued_at", None),
         tags=[str(t) for t in data.pop("tags", []) or []],
+        unique_key=data.pop("unique_key", None),
+        unique_until=data.pop("unique_until", None),
+        expires_at=data.pop("expires_at", None),
         envelope=envelope.decode(),
     )
     for known in ("id", "queue", "v"):
@@ -436,8 +443,11 @@ def delete_jobs(
     client = client_or_default(client)
     word = _WORDS.get(only, only)
     total = 0
+    jobs_key = get_keys().queue(queue).jobs
     for chunk in _chunks(ids):
+        envelopes = client.hmget(jobs_key, chunk)
         total += int(SCRIPTS.delete(client, _queue_keys(queue), [word, *chunk]))
+        unique.release_deleted(client, queue, chunk, envelopes)
     return total
 
 

@@ -1,5 +1,7 @@
 """Worker side: the supervisor, worker processes, the executor and the heartbeat."""
 
+# features whose worker hooks register on import (steep.hooks)
+from steep import expiry, unique  # noqa: F401
 from steep.worker.process import QueueSpec, WorkerProcess, parse_queues
 from steep.worker.supervisor import Supervisor
 
