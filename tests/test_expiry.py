@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -10,7 +13,7 @@ from steep import JobFailed, ops
 from steep.connection import get_keys
 from steep.job import decode_envelope
 from tests import jobs
-from tests.conftest import wait_for
+from tests.conftest import ROOT, wait_for
 
 
 def _envelope(client, handle):
@@ -60,3 +63,16 @@ def test_an_expired_unique_job_frees_its_lock(client, run_worker):
 def test_expires_in_must_be_positive():
     with pytest.raises(ValueError, match="expires_in must be > 0 seconds"):
         jobs.add.options(expires_in=0)
+
+
+def test_the_documented_example_runs(client, server):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "features" / "expiring_jobs.py")],
+        env={**os.environ, "STEEP_REDIS_URL": server.url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["code sent to +15550101", "stale: steep.Expired"]
+    assert int(client.hget(get_keys().queue("default").stats, "expired")) == 1

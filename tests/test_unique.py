@@ -262,3 +262,22 @@ def test_racing_enqueues_from_many_processes_add_one_job(client, server):
     assert len(ids) == 1
     assert sorted(dup for _, dup in results) == [False] + [True] * (len(racers) - 1)
     assert _job_count(client) == 1
+
+
+def test_the_documented_example_runs(client, server):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "features" / "unique_jobs.py")],
+        env={**os.environ, "STEEP_REDIS_URL": server.url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "second is a duplicate: True, same job: True",
+        "another feed is a new job: True",
+        "same account, other reason: duplicate=True",
+        "syncing account 1 (signup)",
+        "feed 7 refreshed",
+        "after it ran: duplicate=False",
+    ]
