@@ -281,3 +281,18 @@ def test_the_documented_example_runs(client, server):
         "feed 7 refreshed",
         "after it ran: duplicate=False",
     ]
+
+
+def test_visible_in_ops_and_on_the_dashboard(client):
+    from starlette.testclient import TestClient
+
+    from steep.web import create_app
+
+    handle = jobs.unique_started_gated.options(expires_in=600).enqueue("seen")
+    info = ops.get_job("default", handle.id)
+    assert info is not None and info.unique_until == "started"
+    assert info.unique_key and len(info.unique_key) == 32 and info.expires_at
+    assert "unique_key" not in info.extra
+    page = TestClient(create_app(), client=("127.0.0.1", 50000)).get(f"/jobs/default/{handle.id}")
+    assert info.unique_key in page.text and "until started" in page.text
+    assert "<dt>expires</dt>" in page.text
