@@ -220,3 +220,9 @@ def unique_fails_once(tag: str) -> None:
     if ctx.attempt == 1:
         _wait_gate(tag)
         raise ConnectionError("first attempt fails on purpose")
+
+
+@job(queue="default")
+def note(tag: str, label: str) -> None:
+    """Appends `label` to test:<tag>: the order jobs ran in."""
+    mark(tag, label)

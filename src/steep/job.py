@@ -49,6 +49,8 @@ class Envelope(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     unique_until: str | None = None
     # expiring jobs (steep.expiry): discarded unrun when not started by then (epoch s)
     expires_at: float | None = None
+    # priority within the queue (steep.priority): higher runs first; 0 = none
+    priority: int = 0
     v: int = 1
 
 

@@ -39,6 +39,11 @@ class QueueKeys:
         return f"{self._base}:state"
 
     @property
+    def prioritized(self) -> str:
+        """ZSET job id -> -priority: waiting jobs enqueued with a priority (steep.priority)."""
+        return f"{self._base}:prioritized"
+
+    @property
     def scheduled(self) -> str:
         """ZSET job id -> due time (ms): scheduled jobs and failed jobs waiting to retry."""
         return f"{self._base}:scheduled"

@@ -40,6 +40,7 @@ class JobOptions:
     unique_key: Callable[..., str] | None = None  # called with the job's arguments
     unique_until: str = "finished"  # or "started"
     expires_in: float | None = None  # seconds: discarded if not started by then
+    priority: int = 0  # higher runs first within the queue (steep.priority)
 
     def __post_init__(self) -> None:
         if isinstance(self.tags, str):
@@ -64,6 +65,10 @@ class JobOptions:
             check_options(self)
         if self.expires_in is not None and self.expires_in <= 0:
             raise ValueError(f"expires_in must be > 0 seconds, got {self.expires_in}")
+        if self.priority:
+            from steep.priority import check_priority
+
+            check_priority(self.priority)
 
 
 class JobFunction(Generic[P, R]):
@@ -273,6 +278,7 @@ def job(
     unique_key: Callable[..., str] | None = ...,
     unique_until: str = ...,
     expires_in: float | None = ...,
+    priority: int = ...,
     name: str | None = ...,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 

@@ -29,6 +29,7 @@ from steep import hooks
 from steep.connection import SCRIPTS, get_keys
 from steep.hooks import Defer
 from steep.job import Envelope, Job, encode_envelope
+from steep.priority import WAKE_TOKEN
 
 if TYPE_CHECKING:
     from steep.context import JobContext
@@ -86,14 +87,15 @@ def _call(
     envelopes: Sequence[Envelope], payloads: Sequence[bytes], opts: JobOptions, at: float | None
 ) -> tuple[list[str], list[Any]]:
     qk = get_keys().queue(opts.queue)
-    keys = [qk.queued, qk.jobs, qk.state, qk.scheduled]
-    argv: list[Any] = []
+    keys = [qk.queued, qk.jobs, qk.state, qk.scheduled, qk.prioritized]
+    argv: list[Any] = [WAKE_TOKEN]
     run_at = 0 if at is None or at <= time.time() else int(at * 1000)
     ttl = _lock_ms(opts, at)
     for envelope, payload in zip(envelopes, payloads, strict=True):
         assert envelope.unique_key is not None
         keys.append(qk.unique(envelope.unique_key))
-        argv += (envelope.id, payload, run_at, ttl, envelope.unique_until or "finished")
+        until = envelope.unique_until or "finished"
+        argv += (envelope.id, payload, run_at, ttl, until, envelope.priority)
     return keys, argv
 
 

@@ -4,8 +4,11 @@
 -- KEYS[2] jobs      HASH
 -- KEYS[3] state     HASH
 -- KEYS[4] scheduled ZSET
--- KEYS[4 + i] lock  STRING of the i-th job: the id of the job holding it
--- ARGV: per job, (id, envelope, run_at_ms or 0, lock ttl ms, "finished" or "started")
+-- KEYS[5] prioritized ZSET  where a job with a priority waits (enqueue_prioritized.lua)
+-- KEYS[5 + i] lock  STRING of the i-th job: the id of the job holding it
+-- ARGV[1] the wake-up token (enqueue_prioritized.lua)
+-- ARGV[2..]: per job, (id, envelope, run_at_ms or 0, lock ttl ms, "finished" or "started",
+--            priority)
 -- A lock whose holder no longer waits or runs is free: its job was settled, deleted or
 -- is dead, or (for "started") has already started, and a crash kept it from being
 -- released. Returns, per job, the id holding its lock: its own id when it was added,
@@ -22,10 +25,11 @@ end
 
 local out = {}
 local now_ids = {}
+local waiting = false
 local n = 0
-for i = 1, #ARGV, 5 do
+for i = 2, #ARGV, 6 do
   n = n + 1
-  local lock = KEYS[4 + n]
+  local lock = KEYS[5 + n]
   local id = ARGV[i]
   local holder = redis.call('GET', lock)
   if holder and holder ~= id and live(holder, ARGV[i + 4]) then
@@ -37,12 +41,18 @@ for i = 1, #ARGV, 5 do
       if at > 0 then
         redis.call('ZADD', KEYS[4], at, id)
         redis.call('HSET', KEYS[3], id, 'scheduled')
+      elseif ARGV[i + 5] ~= '0' then
+        redis.call('ZADD', KEYS[5], -tonumber(ARGV[i + 5]), id)
+        waiting = true
       else
         now_ids[#now_ids + 1] = id
       end
     end
     out[n] = id
   end
+end
+if waiting and #now_ids == 0 and redis.call('LLEN', KEYS[1]) == 0 then
+  redis.call('LPUSH', KEYS[1], ARGV[1])
 end
 if #now_ids > 0 then
   redis.call('LPUSH', KEYS[1], unpack(now_ids))
