@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -12,7 +15,7 @@ from steep.priority import WAKE_TOKEN
 from steep.scheduler import promote_due
 from steep.worker import process
 from tests import jobs
-from tests.conftest import wait_for
+from tests.conftest import ROOT, wait_for
 
 
 def _enqueue_mix() -> dict[str, str]:
@@ -152,3 +155,21 @@ def test_priority_must_be_a_small_int():
         jobs.note.options(priority=1000)
     with pytest.raises(TypeError, match="priority must be an int"):
         jobs.note.options(priority=1.5)
+
+
+def test_the_documented_example_runs(client, server):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "features" / "priority_jobs.py")],
+        env={**os.environ, "STEEP_REDIS_URL": server.url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "rendered checkout",
+        "rendered cart",
+        "rendered archive 1",
+        "rendered archive 2",
+        "rendered sitemap",
+    ]
