@@ -57,17 +57,19 @@ def _read(client: redis.Redis, names: list[str]) -> list[QueueInfo]:
         pipe.exists(qk.paused)
         pipe.hmget(qk.stats, "processed", "failed")
         pipe.zcard(qk.prioritized)
+        # the token is pushed on an empty list, so it sits at (or near) the consumer end
+        pipe.lpos(qk.queued, WAKE_TOKEN, rank=-1, maxlen=1000)
     raw = pipe.execute()
-    heads = [(name, raw[i * 7 + 3]) for i, name in enumerate(names)]
+    heads = [(name, raw[i * 8 + 3]) for i, name in enumerate(names)]
     oldest = _enqueued_times(client, heads)
     out = []
     now = time.time()
     for i, name in enumerate(names):
-        size, scheduled, dead, head, paused, (processed, failed), prioritized = raw[
-            i * 7 : i * 7 + 7
+        size, scheduled, dead, _, paused, (processed, failed), prioritized, token = raw[
+            i * 8 : i * 8 + 8
         ]
         # jobs with a priority wait in their own set; a wake-up token is no job
-        size += prioritized - (head == WAKE_TOKEN.encode())
+        size += prioritized - (token is not None)
         enqueued = oldest.get(name)
         out.append(
             QueueInfo(
