@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -296,3 +297,22 @@ def test_visible_in_ops_and_on_the_dashboard(client):
     page = TestClient(create_app(), client=("127.0.0.1", 50000)).get(f"/jobs/default/{handle.id}")
     assert info.unique_key in page.text and "until started" in page.text
     assert "<dt>expires</dt>" in page.text
+
+
+def test_a_worker_killed_mid_run_keeps_the_lock_with_the_job(client, worker_cli):
+    """SIGKILL while the job runs: the job goes back to its queue still holding its lock
+    (an equal enqueue meanwhile is a duplicate), runs again, and then releases it."""
+    cli = worker_cli("worker", "tests.jobs", "-q", "default", "-p", "1", "-c", "2")
+    handle = jobs.unique_gated.enqueue("kill")
+    lock = _lock(client, handle)
+    wait_for(lambda: client.llen("test:kill") == 1, message="the first run")
+    [child] = cli.children()
+    os.kill(child, signal.SIGKILL)
+    wait_for(lambda: client.llen("test:kill") == 2, timeout=20, message="the run after the kill")
+    again = jobs.unique_gated.enqueue("kill")
+    assert again.duplicate and again.id == handle.id
+    client.rpush("test:gate:kill", "go")
+    assert handle.result(timeout=10) == "kill"
+    wait_for(lambda: not client.exists(lock), message="the lock released after the rerun")
+    assert not jobs.unique_gated.enqueue("kill").duplicate
+    client.rpush("test:gate:kill", "go")
