@@ -236,3 +236,48 @@ def solo_hold(seconds: float) -> None:
 @job(queue="default", limits=[solo_limit], retries=3)
 def solo_quick() -> None:
     _record_run("test:solo-quick")
+
+
+def _wait_gate(tag: str) -> None:
+    """Block until the test pushes onto test:gate:<tag> (at most 10 s)."""
+    get_client().blpop([f"test:gate:{tag}"], timeout=10)
+
+
+@job(queue="default", unique=True, result_ttl=60)
+def unique_gated(tag: str) -> str:
+    mark(tag, "started")
+    _wait_gate(tag)
+    return tag
+
+
+@job(queue="default", unique=True, unique_until="started", result_ttl=60)
+def unique_started_gated(tag: str) -> str:
+    mark(tag, "started")
+    _wait_gate(tag)
+    return tag
+
+
+@job(queue="default", unique_key=lambda account, reason="": f"account:{account}")
+def sync_account(account: int, reason: str = "") -> None:
+    mark(f"sync:{account}", reason)
+
+
+@job(queue="default", unique=True, retries=0)
+def unique_fails(tag: str) -> None:
+    raise ValueError(f"{tag} fails on purpose")
+
+
+@job(queue="default", unique=True, retries=1, backoff=0.05)
+def unique_fails_once(tag: str) -> None:
+    ctx = current_job()
+    assert ctx is not None
+    mark(tag, f"attempt {ctx.attempt}")
+    if ctx.attempt == 1:
+        _wait_gate(tag)
+        raise ConnectionError("first attempt fails on purpose")
+
+
+@job(queue="default")
+def note(tag: str, label: str) -> None:
+    """Appends `label` to test:<tag>: the order jobs ran in."""
+    mark(tag, label)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from steep.connection import get_keys
+from steep.settings import configure
 from tests.conftest import FAST_CONFIG, ROOT, ServerHandle
 
 APP = ROOT / "examples" / "django_app"
@@ -151,7 +152,7 @@ def test_dashboard_is_mounted_in_the_asgi_app(project, client, monkeypatch):
     import mysite.asgi
     from starlette.testclient import TestClient
 
-    monkeypatch.setenv("STEEP_WEB_PASSWORD", "s3cret")
+    configure(web_password="s3cret")  # as STEEP_WEB_PASSWORD would at start-up
 
     web = TestClient(importlib.reload(mysite.asgi).application, client=("203.0.113.9", 1))
     assert web.get("/steep/").status_code == 401

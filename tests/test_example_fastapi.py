@@ -17,6 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from steep import connection
+from steep.settings import configure
 from tests.conftest import ROOT, ServerHandle, wait_for
 
 APP = ROOT / "examples" / "fastapi_app"
@@ -24,7 +25,7 @@ APP = ROOT / "examples" / "fastapi_app"
 
 @pytest.fixture
 def newsroom(client, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("STEEP_WEB_PASSWORD", "s3cret")
+    configure(web_password="s3cret")  # as STEEP_WEB_PASSWORD would at start-up
     sys.path.insert(0, str(APP))
     import newsroom.main
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from steep import middleware
+from steep import expiry, middleware, priority, unique
 from steep.connection import SCRIPTS, get_async_client, get_client, get_keys
 from steep.job import Envelope, Job, encode_envelope, new_job_id
 from steep.registry import JobOptions
@@ -37,7 +37,13 @@ def due(when: float | timedelta | datetime) -> float:
     raise TypeError(f"expected seconds, a timedelta or an aware datetime, got {when!r}")
 
 
-def _envelope(name: str, opts: JobOptions, args: Sequence[Any], kwargs: dict[str, Any]) -> Envelope:
+def _envelope(
+    name: str,
+    opts: JobOptions,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    at: float | None = None,
+) -> Envelope:
     envelope = Envelope(
         id=new_job_id(),
         name=name,
@@ -54,6 +60,12 @@ def _envelope(name: str, opts: JobOptions, args: Sequence[Any], kwargs: dict[str
     if opts.limits is not None:
         # named in the envelope so `.options(limits=...)` reaches the worker
         envelope.meta["limits"] = [limiter.name for limiter in opts.limits]
+    if opts.unique:
+        unique.stamp(envelope, opts)
+    if opts.expires_in is not None:
+        expiry.stamp(envelope, opts.expires_in, at)
+    if opts.priority:
+        envelope.priority = opts.priority
     return envelope
 
 
@@ -98,7 +110,7 @@ def enqueue(
     kwargs: dict[str, Any],
     at: float | None = None,
 ) -> Job:
-    envelope = _envelope(name, opts, args, kwargs)
+    envelope = _envelope(name, opts, args, kwargs, at)
     chain = middleware.chains()[0]
     with middleware.around_enqueue(chain, [envelope]) if chain else _NO_MIDDLEWARE:
         payload = encode_envelope(envelope)
@@ -106,6 +118,11 @@ def enqueue(
         queues_key = _note_queue(envelope.queue)
         if queues_key is not None:
             client.sadd(queues_key, envelope.queue)
+        if envelope.unique_key is not None:
+            return unique.push(client, [envelope], [payload], opts, at)[0]
+        if envelope.priority:
+            priority.push(client, envelope.queue, [envelope], [payload], at)
+            return Job(envelope.id, envelope.queue, name)
         SCRIPTS.enqueue(client, _queue_keys(envelope.queue), _argv(envelope.id, payload, at))
     return Job(envelope.id, envelope.queue, name)
 
@@ -117,7 +134,7 @@ async def aenqueue(
     kwargs: dict[str, Any],
     at: float | None = None,
 ) -> Job:
-    envelope = _envelope(name, opts, args, kwargs)
+    envelope = _envelope(name, opts, args, kwargs, at)
     chain = middleware.chains()[0]
     with middleware.around_enqueue(chain, [envelope]) if chain else _NO_MIDDLEWARE:
         payload = encode_envelope(envelope)
@@ -125,6 +142,11 @@ async def aenqueue(
         queues_key = _note_queue(envelope.queue)
         if queues_key is not None:
             await client.sadd(queues_key, envelope.queue)  # type: ignore[misc]
+        if envelope.unique_key is not None:
+            return (await unique.apush(client, [envelope], [payload], opts, at))[0]
+        if envelope.priority:
+            await priority.apush(client, envelope.queue, [envelope], [payload], at)
+            return Job(envelope.id, envelope.queue, name)
         await SCRIPTS.enqueue.run_async(
             client, _queue_keys(envelope.queue), _argv(envelope.id, payload, at)
         )
@@ -162,6 +184,17 @@ def enqueue_many(
         return jobs
     chain = middleware.chains()[0]
     with middleware.around_enqueue(chain, envelopes) if chain else _NO_MIDDLEWARE:
+        if opts.unique or opts.priority:
+            payloads = [encode_envelope(e) for e in envelopes]
+            client = get_client()
+            queues_key = _note_queue(opts.queue)
+            if queues_key is not None:
+                client.sadd(queues_key, opts.queue)
+            if opts.unique:
+                # each job is checked against its lock (and the ones before it in the batch)
+                return unique.push(client, envelopes, payloads, opts)
+            priority.push(client, opts.queue, envelopes, payloads)
+            return jobs
         _push_many(opts.queue, _encode_many(envelopes))
     return jobs
 
@@ -196,6 +229,11 @@ async def aenqueue_many(
         queues_key = _note_queue(opts.queue)
         if queues_key is not None:
             await client.sadd(queues_key, opts.queue)  # type: ignore[misc]
+        if opts.unique:
+            return await unique.apush(client, envelopes, argv[1::3], opts)
+        if opts.priority:
+            await priority.apush(client, opts.queue, envelopes, argv[1::3])
+            return jobs
         keys = _queue_keys(opts.queue)
         step = _CHUNK * 3
         for start in range(0, len(argv), step):

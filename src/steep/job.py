@@ -45,6 +45,13 @@ class Envelope(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     # free-form headers carried from the enqueuing side to the run (middleware
     # put trace context, request ids and the like here)
     meta: dict[str, Any] = {}
+    # unique jobs (steep.unique): the lock's key, and when the lock is released
+    unique_key: str | None = None
+    unique_until: str | None = None
+    # expiring jobs (steep.expiry): discarded unrun when not started by then (epoch s)
+    expires_at: float | None = None
+    # priority within the queue (steep.priority): higher runs first; 0 = none
+    priority: int = 0
     v: int = 1
 
 
@@ -116,17 +123,23 @@ def parse_state(raw: bytes | None) -> tuple[JobStatus | None, str, float]:
 
 
 class Job:
-    """A handle on one enqueued job: its id and queue, and live views of its state."""
+    """A handle on one enqueued job: its id and queue, and live views of its state.
 
-    __slots__ = ("id", "name", "queue")
+    `duplicate` is True when a unique job was not added because an equal one already
+    waits or runs; the handle is then that job's.
+    """
 
-    def __init__(self, id: str, queue: str, name: str = "") -> None:
+    __slots__ = ("duplicate", "id", "name", "queue")
+
+    def __init__(self, id: str, queue: str, name: str = "", duplicate: bool = False) -> None:
         self.id = id
         self.queue = queue
         self.name = name
+        self.duplicate = duplicate
 
     def __repr__(self) -> str:
-        return f"<Job {self.id} {self.name or '?'} on {self.queue!r}>"
+        dup = " (duplicate)" if self.duplicate else ""
+        return f"<Job {self.id} {self.name or '?'} on {self.queue!r}{dup}>"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Job) and (other.id, other.queue) == (self.id, self.queue)

@@ -39,6 +39,11 @@ class QueueKeys:
         return f"{self._base}:state"
 
     @property
+    def prioritized(self) -> str:
+        """ZSET job id -> -priority: waiting jobs enqueued with a priority (steep.priority)."""
+        return f"{self._base}:prioritized"
+
+    @property
     def scheduled(self) -> str:
         """ZSET job id -> due time (ms): scheduled jobs and failed jobs waiting to retry."""
         return f"{self._base}:scheduled"
@@ -72,6 +77,10 @@ class QueueKeys:
         """HASH of one cron entry that enqueues into this queue: `last` (ms of the newest
         tick handled), `paused`, `last_id` and `last_at` (its newest job)."""
         return f"{self._base}:cron:{entry}"
+
+    def unique(self, key: str) -> str:
+        """STRING holding the id of the job that owns a uniqueness lock (with a TTL)."""
+        return f"{self._base}:unique:{key}"
 
     def inflight(self, worker_id: str) -> str:
         """LIST of job ids a worker process has taken from this queue and not yet settled."""

@@ -39,6 +39,13 @@ class JobOptions:
     tags: tuple[str, ...] = ()  # labels to find the job by (ops filters, dashboard)
     # steep.limits limiters that must all admit the job before it runs (None: no say)
     limits: tuple[Any, ...] | None = None
+    # uniqueness (steep.unique, docs/unique.md): at most one such job at a time
+    unique: bool = False
+    unique_for: float | None = None  # seconds the lock lasts at most; implies unique
+    unique_key: Callable[..., str] | None = None  # called with the job's arguments
+    unique_until: str = "finished"  # or "started"
+    expires_in: float | None = None  # seconds: discarded if not started by then
+    priority: int = 0  # higher runs first within the queue (steep.priority)
 
     def __post_init__(self) -> None:
         if self.limits is not None:
@@ -57,6 +64,18 @@ class JobOptions:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout}")
         if self.result_ttl is not None and self.result_ttl <= 0:
             raise ValueError(f"result_ttl must be > 0 seconds, got {self.result_ttl}")
+        if self.unique_for is not None or self.unique_key is not None:
+            object.__setattr__(self, "unique", True)
+        if self.unique:
+            from steep.unique import check_options
+
+            check_options(self)
+        if self.expires_in is not None and self.expires_in <= 0:
+            raise ValueError(f"expires_in must be > 0 seconds, got {self.expires_in}")
+        if self.priority:
+            from steep.priority import check_priority
+
+            check_priority(self.priority)
 
 
 def _check_limits(opts: JobOptions) -> None:
@@ -294,6 +313,12 @@ def job(
     max_backoff: float = ...,
     tags: Sequence[str] = ...,
     limits: Sequence[Any] = ...,
+    unique: bool = ...,
+    unique_for: float | None = ...,
+    unique_key: Callable[..., str] | None = ...,
+    unique_until: str = ...,
+    expires_in: float | None = ...,
+    priority: int = ...,
     name: str | None = ...,
     cron: str = ...,
     timezone: str = ...,

@@ -13,6 +13,7 @@ import redis.asyncio
 
 from steep.connection import SCRIPTS
 from steep.keys import QueueKeys
+from steep.priority import WAKE_TOKEN
 
 BATCH = 1000
 
@@ -23,7 +24,9 @@ async def promote_due(client: redis.asyncio.Redis, queues: Sequence[QueueKeys]) 
     for qk in queues:
         while True:
             moved, nxt = await SCRIPTS.promote.run_async(
-                client, [qk.scheduled, qk.queued, qk.state], [int(time.time() * 1000), BATCH]
+                client,
+                [qk.scheduled, qk.queued, qk.state, qk.prioritized, qk.jobs],
+                [int(time.time() * 1000), BATCH, WAKE_TOKEN],
             )
             if moved < BATCH:
                 break

@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from steep import progress
+from steep import priority, progress, unique
 from steep.connection import SCRIPTS, get_keys
 from steep.job import decode
 from steep.keys import QueueKeys
@@ -67,6 +67,10 @@ class JobInfo:
     progress: dict[str, Any] | None = None
     # iterable jobs: the saved cursor record {"cursor", "steps", "at", "done"}
     cursor: dict[str, Any] | None = None
+    unique_key: str | None = None  # unique jobs: the lock's key (docs/unique.md)
+    unique_until: str | None = None  # "finished" or "started"
+    expires_at: float | None = None  # expiring jobs: discarded if not started by then
+    priority: int = 0  # higher runs first within the queue
     extra: dict[str, Any] = field(default_factory=dict)  # producer-defined envelope fields
     envelope: str = ""  # the stored JSON, verbatim
 
@@ -187,6 +191,10 @@ def _build(
         result_ttl=data.pop("result_ttl", None),
         enqueued_at=data.pop("enqueued_at", None),
         tags=[str(t) for t in data.pop("tags", []) or []],
+        unique_key=data.pop("unique_key", None),
+        unique_until=data.pop("unique_until", None),
+        expires_at=data.pop("expires_at", None),
+        priority=data.pop("priority", 0),
         envelope=envelope.decode(),
     )
     for known in ("id", "queue", "v"):
@@ -279,9 +287,7 @@ def _batches(
     offset = int(cursor or 0)
     while True:
         if state == "queued":
-            # the consumer end is the right: the next job to run is index -1
-            raw = client.lrange(qk.queued, -(offset + size), -(offset + 1))
-            ids = [r.decode() for r in reversed(raw)]
+            ids = priority.queued_page(client, qk, offset, size)
             jobs = _hydrate(client, queue, ids)
         elif state == "succeeded":
             ids = [r.decode() for r in client.zrange(qk.done, offset, offset + size - 1, desc=True)]
@@ -392,7 +398,9 @@ def edit_job(
         queue = to_queue
     else:
         outcome = SCRIPTS.edit(
-            client, [qk.jobs, qk.state, qk.queued, qk.scheduled], [job_id, raw, new, when]
+            client,
+            [qk.jobs, qk.state, qk.queued, qk.scheduled, qk.prioritized],
+            [job_id, raw, new, when],
         )
         if text(outcome) != "ok":
             raise _refuse(outcome, queue, job_id)
@@ -425,27 +433,32 @@ def _move(
     new = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     # Two queues are two cluster slots, so no one script can do both halves. The
     # copy goes in first: a crash in between leaves a duplicate, never a loss.
-    added = SCRIPTS.enqueue(
-        client, [dst.queued, dst.jobs, dst.state, dst.scheduled], [job_id, new, when]
-    )
+    if data.get("priority"):
+        added = SCRIPTS.enqueue_prioritized(
+            client,
+            [dst.queued, dst.jobs, dst.state, dst.scheduled, dst.prioritized],
+            [priority.WAKE_TOKEN, job_id, new, when, int(data["priority"])],
+        )
+    else:
+        added = SCRIPTS.enqueue(
+            client, [dst.queued, dst.jobs, dst.state, dst.scheduled], [job_id, new, when]
+        )
     if not added:
         raise OpsError(f"queue {to_queue} already holds a job {job_id}")
     client.sadd(keys.queues, to_queue)
     outcome = SCRIPTS.take(
-        client, [src.jobs, src.state, src.queued, src.scheduled, src.errors], [job_id, raw]
+        client,
+        [src.jobs, src.state, src.queued, src.scheduled, src.errors, src.prioritized],
+        [job_id, raw],
     )
     if text(outcome) != "ok":
-        SCRIPTS.delete(
-            client,
-            [dst.jobs, dst.state, dst.queued, dst.scheduled, dst.dead, dst.errors],
-            ["", job_id],
-        )
+        SCRIPTS.delete(client, _queue_keys(to_queue), ["", job_id])
         raise _refuse(outcome, queue, job_id)
 
 
 def _queue_keys(queue: str) -> list[str]:
     qk = get_keys().queue(queue)
-    return [qk.jobs, qk.state, qk.queued, qk.scheduled, qk.dead, qk.errors]
+    return [qk.jobs, qk.state, qk.queued, qk.scheduled, qk.dead, qk.errors, qk.prioritized]
 
 
 def delete_jobs(
@@ -459,8 +472,11 @@ def delete_jobs(
     client = client_or_default(client)
     word = _WORDS.get(only, only)
     total = 0
+    jobs_key = get_keys().queue(queue).jobs
     for chunk in _chunks(ids):
+        envelopes = client.hmget(jobs_key, chunk)
         total += int(SCRIPTS.delete(client, _queue_keys(queue), [word, *chunk]))
+        unique.release_deleted(client, queue, chunk, envelopes)
     return total
 
 

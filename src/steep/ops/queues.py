@@ -14,6 +14,7 @@ import redis
 from steep.connection import SCRIPTS, get_keys
 from steep.job import decode_envelope
 from steep.ops._util import client_or_default
+from steep.priority import WAKE_TOKEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +56,20 @@ def _read(client: redis.Redis, names: list[str]) -> list[QueueInfo]:
         pipe.lindex(qk.queued, -1)
         pipe.exists(qk.paused)
         pipe.hmget(qk.stats, "processed", "failed")
+        pipe.zcard(qk.prioritized)
+        # the token is pushed on an empty list, so it sits at (or near) the consumer end
+        pipe.lpos(qk.queued, WAKE_TOKEN, rank=-1, maxlen=1000)
     raw = pipe.execute()
-    heads = [(name, raw[i * 6 + 3]) for i, name in enumerate(names)]
+    heads = [(name, raw[i * 8 + 3]) for i, name in enumerate(names)]
     oldest = _enqueued_times(client, heads)
     out = []
     now = time.time()
     for i, name in enumerate(names):
-        size, scheduled, dead, _, paused, (processed, failed) = raw[i * 6 : i * 6 + 6]
+        size, scheduled, dead, _, paused, (processed, failed), prioritized, token = raw[
+            i * 8 : i * 8 + 8
+        ]
+        # jobs with a priority wait in their own set; a wake-up token is no job
+        size += prioritized - (token is not None)
         enqueued = oldest.get(name)
         out.append(
             QueueInfo(
@@ -113,7 +121,8 @@ def clear(name: str, client: redis.Redis | None = None, batch: int = 1000) -> in
     qk = get_keys().queue(name)
     total = 0
     while True:
-        dropped = int(SCRIPTS.clear(client, [qk.queued, qk.jobs, qk.state], [batch]))
+        keys = [qk.queued, qk.jobs, qk.state, qk.prioritized]
+        dropped = int(SCRIPTS.clear(client, keys, [batch]))
         total += dropped
         if dropped == 0:
             return total

@@ -5,6 +5,7 @@
 -- KEYS[4] scheduled ZSET
 -- KEYS[5] dead      ZSET
 -- KEYS[6] errors    HASH
+-- KEYS[7] prioritized ZSET (optional): queued jobs that have a priority wait there
 -- ARGV[1] only jobs in this state: "queued", "scheduled", "failed", "dead", or "" for any
 -- ARGV[2..] ids
 -- A running job is never deleted (cancel it instead). Returns the number deleted.
@@ -21,6 +22,7 @@ for i = 2, #ARGV do
       if word == 'queued' then
         -- 0 removed: a blocking fetch took it a moment ago; leave it to the worker
         gone = redis.call('LREM', KEYS[3], 1, id) > 0
+        if not gone and KEYS[7] then gone = redis.call('ZREM', KEYS[7], id) > 0 end
       elseif word == 'dead' then
         gone = redis.call('ZREM', KEYS[5], id) > 0
       else

@@ -5,6 +5,7 @@
 -- KEYS[2] state     HASH
 -- KEYS[3] queued    LIST
 -- KEYS[4] scheduled ZSET
+-- KEYS[5] prioritized ZSET (optional): queued jobs that have a priority wait there
 -- ARGV[1] id
 -- ARGV[2] the envelope it must still have (compare-and-set; "" skips the check)
 -- ARGV[3] new envelope
@@ -30,7 +31,10 @@ if at ~= '' then
     end
   elseif at ~= '0' then
     -- queued: unless a worker's blocking fetch has just taken it (not yet marked running)
-    if redis.call('LREM', KEYS[3], 1, id) == 0 then return 'claiming' end
+    if redis.call('LREM', KEYS[3], 1, id) == 0
+      and not (KEYS[5] and redis.call('ZREM', KEYS[5], id) == 1) then
+      return 'claiming'
+    end
     redis.call('ZADD', KEYS[4], at, id)
     redis.call('HSET', KEYS[2], id, 'scheduled')
   end

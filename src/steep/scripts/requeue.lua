@@ -6,12 +6,26 @@
 -- KEYS[2] queued   LIST
 -- KEYS[3] state    HASH
 -- KEYS[4] jobs     HASH
+-- KEYS[5] prioritized ZSET (optional): a job with a priority goes back there (claim.lua)
 -- ARGV: the ids to return; none means all of them.
 local moved = 0
+local function priority_of(envelope)
+  if not (KEYS[5] and string.find(envelope, '"priority":', 1, true)) then return 0 end
+  local ok, job = pcall(cjson.decode, envelope)
+  if ok and type(job.priority) == 'number' then return math.floor(job.priority) end
+  return 0
+end
 local function back(id)
-  if redis.call('HEXISTS', KEYS[4], id) == 1 then
-    -- RPUSH: the consumer end, so returned jobs run before newer ones
-    redis.call('RPUSH', KEYS[2], id)
+  local envelope = redis.call('HGET', KEYS[4], id)
+  if envelope then
+    local priority = priority_of(envelope)
+    if priority ~= 0 then
+      -- its id is older than newer jobs of its priority, so it runs before them
+      redis.call('ZADD', KEYS[5], -priority, id)
+    else
+      -- RPUSH: the consumer end, so returned jobs run before newer ones
+      redis.call('RPUSH', KEYS[2], id)
+    end
     redis.call('HDEL', KEYS[3], id)
     moved = moved + 1
   end

@@ -6,6 +6,7 @@
 -- KEYS[3] queued    LIST
 -- KEYS[4] scheduled ZSET
 -- KEYS[5] errors    HASH
+-- KEYS[6] prioritized ZSET (optional): queued jobs that have a priority wait there
 -- ARGV[1] id
 -- ARGV[2] the envelope it must still have
 -- Returns "ok", or why not: "missing", "changed", "running", "dead", "claiming"
@@ -18,7 +19,8 @@ if state and string.sub(state, 1, 7) == 'running' then return 'running' end
 if state == 'dead' then return 'dead' end
 if state then
   redis.call('ZREM', KEYS[4], id)
-elseif redis.call('LREM', KEYS[3], 1, id) == 0 then
+elseif redis.call('LREM', KEYS[3], 1, id) == 0
+  and not (KEYS[6] and redis.call('ZREM', KEYS[6], id) == 1) then
   return 'claiming'
 end
 redis.call('HDEL', KEYS[1], id)

@@ -47,7 +47,9 @@ def requeue_worker(
     moved = 0
     for name in queues:
         qk = keys.queue(name)
-        moved += SCRIPTS.requeue(client, [qk.inflight(worker_id), qk.queued, qk.state, qk.jobs])
+        moved += SCRIPTS.requeue(
+            client, [qk.inflight(worker_id), qk.queued, qk.state, qk.jobs, qk.prioritized]
+        )
     if not forget:
         return moved
     pipe = client.pipeline(transaction=False)
@@ -99,7 +101,9 @@ def sweep_orphans(client: redis.Redis, keys: Keys) -> int:
             worker_id = key.decode()[len(prefix) :]
             if worker_id in live:
                 continue
-            count = SCRIPTS.requeue(client, [key.decode(), qk.queued, qk.state, qk.jobs])
+            count = SCRIPTS.requeue(
+                client, [key.decode(), qk.queued, qk.state, qk.jobs, qk.prioritized]
+            )
             if count:
                 log.warning(
                     "returned %d jobs left in flight by unregistered worker %s", count, worker_id
@@ -240,6 +244,8 @@ class Heartbeat(threading.Thread):
         for name, job_id in strays:
             qk = p.qkeys[name]
             SCRIPTS.requeue(
-                self.client, [qk.inflight(p.worker_id), qk.queued, qk.state, qk.jobs], [job_id]
+                self.client,
+                [qk.inflight(p.worker_id), qk.queued, qk.state, qk.jobs, qk.prioritized],
+                [job_id],
             )
             log.warning("returned stray in-flight job %s to queue %s", job_id, name)

@@ -326,7 +326,8 @@ class WorkerProcess:
             for attempt in range(20):
                 try:
                     moved = await SCRIPTS.requeue.run_async(
-                        self.redis, [qk.inflight(self.worker_id), qk.queued, qk.state, qk.jobs]
+                        self.redis,
+                        [qk.inflight(self.worker_id), qk.queued, qk.state, qk.jobs, qk.prioritized],
                     )
                     if moved:
                         log.info("returned %d jobs to queue %s", moved, qname)
@@ -417,9 +418,9 @@ class WorkerProcess:
     async def _claim_from(self, qname: str, want: int) -> int:
         qk = self.qkeys[qname]
         argv: list[Any] = [want, self._marker()]
-        items = await SCRIPTS.claim.run_async(
-            self.redis, [qk.queued, qk.inflight(self.worker_id), qk.jobs, qk.state, qk.paused], argv
-        )
+        inflight = qk.inflight(self.worker_id)
+        keys = [qk.queued, inflight, qk.jobs, qk.state, qk.paused, qk.prioritized]
+        items = await SCRIPTS.claim.run_async(self.redis, keys, argv)
         for i in range(0, len(items), 2):
             self._start(qname, items[i].decode(), items[i + 1])
         return len(items) // 2
@@ -496,6 +497,7 @@ class WorkerProcess:
         for qk in self.qkeys.values():
             pipe.llen(qk.queued)
             pipe.zcard(qk.scheduled)
+            pipe.zcard(qk.prioritized)
         return not any(await pipe.execute())
 
     # -- running ---------------------------------------------------------------------
