@@ -109,3 +109,39 @@ def test_discard_drops_the_job_and_counts_it(client, run_worker, recorders):
     with pytest.raises(JobFailed, match="not started in time"):
         handle.result(timeout=1)
     assert [c[:2] for c in calls] == [("a", "before"), ("a", "after_settle")]
+
+
+class Broken(hooks.Hook):
+    name = "broken"
+
+    def concerns(self, envelope, function) -> bool:
+        return "broken" in envelope.meta.get("hooks", [])
+
+    async def before_run(self, redis, envelope, ctx):
+        raise RuntimeError("cannot decide")
+
+
+def test_a_failing_hook_defers_the_job_and_frees_the_slot(client, run_worker, recorders):
+    hooks.register(Broken())
+    job_id = _enqueue_with_meta(client, {"hooks": ["a", "broken"]})
+    worker = run_worker(burst=False, concurrency=1)
+    qk = get_keys().queue("default")
+    wait_for(lambda: client.hget(qk.state, job_id) == b"scheduled", message="deferral")
+    env = decode_envelope(client.hget(qk.jobs, job_id))
+    assert env.attempt == 0 and env.meta["deferred"] == 1
+    assert ("a", "after_run:verdict", job_id) in calls  # a gave back what it took
+    # the only slot is free again: another job runs
+    other = jobs.add.enqueue(3, 4)
+    assert other.result(timeout=5) == 7
+    assert not worker.running
+
+
+def test_a_job_that_cannot_start_still_reaches_its_hooks(client, run_worker, recorders):
+    handle = jobs.add.enqueue(1, 2)
+    qk = get_keys().queue("default")
+    env = decode_envelope(client.hget(qk.jobs, handle.id))
+    env.name, env.meta = "tests.jobs.no_such_job", {"hooks": ["a"]}
+    client.hset(qk.jobs, handle.id, encode_envelope(env))
+    run_worker()
+    assert client.zscore(qk.dead, handle.id) is not None
+    assert [c[:2] for c in calls] == [("a", "after_run:failed"), ("a", "after_settle")]

@@ -31,6 +31,9 @@ log = logging.getLogger("steep.worker")
 # is recycled around it.
 THREAD_STOP_GRACE = 5.0
 
+# Seconds a job waits before another try when a feature hook failed to decide on it.
+HOOK_FAILURE_DELAY = 5.0
+
 
 @dataclass(slots=True)
 class Outcome:
@@ -239,7 +242,13 @@ class Executor:
         """Ask the hooks; True when one of them decided the job does not run now."""
         assert outcome.envelope is not None
         for i, hook in enumerate(outcome.hooks):
-            verdict = await hook.before_run(self.redis, outcome.envelope, ctx)
+            try:
+                verdict = await hook.before_run(self.redis, outcome.envelope, ctx)
+            except Exception as exc:
+                # a hook that cannot decide (Redis away, a bug) must neither run the job
+                # unchecked nor lose it: try again a little later, no attempt spent
+                log.exception("%s hook failed before job %s", hook.name, ctx.id)
+                verdict = hooks.Defer(HOOK_FAILURE_DELAY, f"{hook.name} hook failed: {exc}")
             if verdict is not None:
                 outcome.verdict = verdict
                 # the hooks that already said yes give back what they took

@@ -518,6 +518,13 @@ class WorkerProcess:
                 return
             # shutdown: the job stays in-flight and is returned to its queue
             raise
+        except Exception:
+            # a bug in steep, not in the job: free the slot; the job stays in flight and
+            # the stray check returns it to its queue, so it is not lost
+            log.exception("internal error running job %s; it will run again", job_id)
+            self.running.pop(job_id, None)
+            self._wake.set()
+            return
         if self.running.pop(job_id, None) is None:
             self._cancelled.pop(job_id, None)
             return  # settled already (a cancel the thread ignored)
@@ -537,6 +544,10 @@ class WorkerProcess:
         if outcome.verdict is not None:
             self.settler.set_aside(outcome)
             return
+        if outcome.reason and not outcome.hooks and outcome.envelope is not None:
+            # it could not start (unknown name, bad arguments): the features it uses
+            # (its batch, its unique lock) still hear that it died
+            outcome.hooks = hooks.hooks_for(outcome.envelope, outcome.function)
         if type(outcome.exc) is Interrupted:
             self.settler.interrupted(outcome)
             return
