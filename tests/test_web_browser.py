@@ -107,6 +107,9 @@ def test_click_through_every_page_and_steer_jobs(dashboard, browser, run_worker)
         ("Retries", "retries"),
         ("Dead", "dead"),
         ("Metrics", "metrics"),
+        ("Cron", "cron"),
+        ("Limits", "limits"),
+        ("Batches", "batches"),
     ]:
         page.click(f"header nav >> text={label}")
         expect(page.locator("h1")).to_be_visible()

@@ -28,12 +28,12 @@ NAV = (
     ("overview", "", "Overview"),
     ("queues", "/queues", "Queues"),
     ("workers", "/workers", "Workers"),
-    ("limits", "/limits", "Limits"),
     ("scheduled", "/scheduled", "Scheduled"),
-    ("cron", "/cron", "Cron"),
     ("retrying", "/retries", "Retries"),
     ("dead", "/dead", "Dead"),
     ("batches", "/batches", "Batches"),
+    ("cron", "/cron", "Cron"),
+    ("limits", "/limits", "Limits"),
     ("metrics", "/stats", "Metrics"),
 )
 STATE_PAGES = {"scheduled": "scheduled", "retries": "retrying", "dead": "dead"}
