@@ -250,3 +250,41 @@ def worker_cli(
     for cli in started:
         if cli.proc.poll() is None:
             cli.kill_tree()
+
+
+def run_example(
+    client: redis.Redis,
+    server: ServerHandle,
+    directory: Path,
+    script: str,
+    processes: int = 1,
+    worker_args: tuple[str, ...] = (),
+    timeout: float = 60,
+) -> list[str]:
+    """Run an example as its README says: `steep worker app.jobs` in its directory, then
+    its script; returns the script's output lines (the worker must stop cleanly)."""
+    env = {**os.environ, "STEEP_REDIS_URL": server.url, "PYTHONPATH": str(ROOT / "src")}
+    command = [sys.executable, "-m", "steep", "worker", "app.jobs", "-p", str(processes)]
+    worker = subprocess.Popen(
+        [*command, *worker_args],
+        cwd=directory,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: client.zcard("steep:workers") == processes, message="the workers")
+        out = subprocess.run(
+            [sys.executable, script],
+            cwd=directory,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout.splitlines()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0

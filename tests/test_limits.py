@@ -245,45 +245,20 @@ def test_dashboard_lists_limiters(client, monkeypatch):
 
 
 def test_example_runs_as_documented(client, server):
-    import os
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, run_example
 
     here = ROOT / "examples" / "limits"
-    env = {**os.environ, "STEEP_REDIS_URL": server.url, "PYTHONPATH": str(ROOT / "src")}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "steep", "worker", "app.jobs", "-p", "2", "-c", "10"],
-        cwd=here,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    lines = run_example(
+        client, server, here, "enqueue.py", processes=2, worker_args=("-c", "10"), timeout=120
     )
-    try:
-        wait_for(lambda: client.zcard("steep:workers") == 2, message="the workers")
-        out = subprocess.run(
-            [sys.executable, "enqueue.py"],
-            cwd=here,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert out.returncode == 0, out.stderr
-        lines = out.stdout.splitlines()
-        calls, busiest = (int(n) for n in re.findall(r"\b\d+\b", lines[0])[:2])
-        assert calls == 25 and busiest <= 10, lines[0]
-        assert lines[1].startswith("9 exports, at most ") and int(lines[1].split()[4]) <= 3
-        assert lines[2] == "token refreshed; catalogue: page 0 synced"
-        assert lines[3:] == [
-            "exports: concurrency, limit 3, deferred True",
-            "partner-api: window, limit 10, deferred True",
-        ]
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(30) == 0
+    calls, busiest = (int(n) for n in re.findall(r"\b\d+\b", lines[0])[:2])
+    assert calls == 25 and busiest <= 10, lines[0]
+    assert lines[1].startswith("9 exports, at most ") and int(lines[1].split()[4]) <= 3
+    assert lines[2] == "token refreshed; catalogue: page 0 synced"
+    assert lines[3:] == [
+        "exports: concurrency, limit 3, deferred True",
+        "partner-api: window, limit 10, deferred True",
+    ]
 
 
 def test_graceful_stop_gives_back_the_leases_of_cancelled_jobs(client, worker_cli):

@@ -295,34 +295,8 @@ def test_cli_shows_progress_and_interrupts_and_resumes(client, run_worker):
 
 
 def test_running_example(client, server):
-    import os
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, run_example
 
     here = ROOT / "examples" / "running"
-    env = {**os.environ, "STEEP_REDIS_URL": server.url, "PYTHONPATH": str(ROOT / "src")}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "steep", "worker", "app.jobs", "-p", "1"],
-        cwd=here,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_for(lambda: client.zcard("steep:workers") == 1, message="the worker")
-        out = subprocess.run(
-            [sys.executable, "run.py"],
-            cwd=here,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert out.returncode == 0, out.stderr
-        assert out.stdout.splitlines() == ["imported 1000 rows", "sum of squares: 2668667000"]
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(30) == 0
+    lines = run_example(client, server, here, "run.py")
+    assert lines == ["imported 1000 rows", "sum of squares: 2668667000"]

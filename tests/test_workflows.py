@@ -84,40 +84,13 @@ def test_chord_is_group_then_callback(client, run_worker):
 
 
 def test_the_batches_example_runs_as_written(client, server):
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, run_example
 
     where = ROOT / "examples" / "batches"
-    env = {**os.environ, "STEEP_REDIS_URL": server.url, "PYTHONPATH": str(ROOT / "src")}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "steep", "worker", "app.jobs", "-p", "1"],
-        cwd=where,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_for(lambda: client.zcard("steep:workers") == 1, message="the worker")
-        out = subprocess.run(
-            [sys.executable, "run.py"],
-            cwd=where,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert out.returncode == 0, out.stderr
-        assert out.stdout.splitlines() == [
-            "import 5 rows: 5 of 5 succeeded, 0 dead",
-            "succeeded HELLO FROM HTTPS://EXAMPLE.COM!!",
-            "[1, 2, 3] -> 6 words",
-            "group succeeded: 3 of 3",
-        ]
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(30) == 0
+    lines = run_example(client, server, where, "run.py")
+    assert lines == [
+        "import 5 rows: 5 of 5 succeeded, 0 dead",
+        "succeeded HELLO FROM HTTPS://EXAMPLE.COM!!",
+        "[1, 2, 3] -> 6 words",
+        "group succeeded: 3 of 3",
+    ]
