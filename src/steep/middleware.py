@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from steep import settings as _settings
+
 if TYPE_CHECKING:
     from steep.context import JobContext
     from steep.job import Envelope
@@ -102,12 +104,12 @@ def _overrides(mw: Any, method: str) -> bool:
 def chains() -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """(middleware with an enqueue hook, middleware with an execute hook)."""
     global _chains
-    from steep.settings import get_settings
-
-    settings = get_settings()
     cached = _chains
-    if cached is not None and cached[0] is settings:
+    # on every enqueue and run: the current settings object read without a lock (a
+    # stale read only rebuilds the chains)
+    if cached is not None and cached[0] is _settings._current:
         return cached[1]
+    settings = _settings.get_settings()
     every = installed()
     found = (
         tuple(mw for mw in every if _overrides(mw, "enqueue")),
