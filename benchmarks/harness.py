@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import importlib
 import json
+import multiprocessing
 import os
 import platform
 import shutil
@@ -40,6 +41,8 @@ IO_SLEEP_S = 0.010
 # Machine-wide CPU use (over 0.3 s, before each system's round, none of ours running) above
 # which the report flags the measurement as taken on a busy machine.
 BUSY_CPU_PCT = 15.0
+# Worker process counts for the body ceiling (the noop body in a loop, no job system).
+BODY_CEILING_PROCESSES = (1, 2, 4)
 # A drain in which no job finished for this long, with jobs left, stops and is flagged stalled.
 STALL_S = 5.0
 
@@ -51,6 +54,24 @@ def log(msg: str) -> None:
 
 class StepError(Exception):
     """A measurement step failed; the message is what the report shows."""
+
+
+def _body_loop(go: Any, counts: Any, secs: float) -> None:
+    """Child of Bench.body_ceiling: run the noop body back to back for `secs`; report calls/s."""
+    from systems import bodies
+
+    bodies.noop(-1)  # connect before the clock starts
+    go.wait()
+    n = 0
+    t0 = time.perf_counter()
+    end = t0 + secs
+    while True:
+        for i in range(100):
+            bodies.noop(n + i)
+        n += 100
+        if time.perf_counter() >= end:
+            break
+    counts.put(n / (time.perf_counter() - t0))
 
 
 # ---- the private server ---------------------------------------------------------------------
@@ -627,13 +648,40 @@ class Bench:
         r.close()
         from redis.utils import HIREDIS_AVAILABLE
 
+        bodies = {p: self.body_ceiling(p, secs) for p in BODY_CEILING_PROCESSES}
         return {
             "round_trips_per_s": 2 * pairs / dt_rt,
             "lpush_lmove_pairs_per_s": pairs / dt_rt,
             "pipelined_ops_per_s": ops / dt_pl,
+            **{f"noop_body_{p}p_per_s": rate for p, rate in bodies.items()},
             "hiredis": bool(HIREDIS_AVAILABLE),
             "seconds_each": secs,
         }
+
+    def body_ceiling(self, processes: int, secs: float) -> float:
+        """Calls/s of the noop job body alone, in a loop, in `processes` processes at once.
+
+        No job system can drain noop jobs faster than this on the same machine: it is the
+        body's own round trip and client CPU with nothing around it.
+        """
+        self.flush()
+        ctx = multiprocessing.get_context("fork")
+        os.environ["BENCH_REDIS_URL"] = self.server.url
+        go = ctx.Event()
+        counts = ctx.Queue()
+        procs = [
+            ctx.Process(target=_body_loop, args=(go, counts, secs), daemon=True)
+            for _ in range(processes)
+        ]
+        for p in procs:
+            p.start()
+        go.set()
+        total = 0.0
+        for _ in procs:
+            total += counts.get(timeout=secs + 30)
+        for p in procs:
+            p.join(timeout=10)
+        return total
 
     def budget(self, what: str) -> float:
         return 0.0 if self.settings.no_budget else float(getattr(self.settings, f"budget_{what}"))
@@ -783,6 +831,7 @@ METRICS: dict[str, list[tuple[str, str]]] = {
     "ceiling": [
         ("round_trips_per_s", "round_trips_per_s"),
         ("pipelined_ops_per_s", "pipelined_ops_per_s"),
+        *((f"noop_body_{p}p_per_s", f"noop_body_{p}p_per_s") for p in BODY_CEILING_PROCESSES),
     ],
 }
 
@@ -1025,7 +1074,9 @@ def render_markdown(result: dict[str, Any]) -> str:
             "ceiling",
             "The server's own rate from one redis-py client with hiredis, in the harness: "
             "LPUSH then LMOVE, one round trip each; and pipelined batches of 1000 of the same "
-            "commands.",
+            "commands. Then the noop job body (its INCR + SADD round trip) called back to back "
+            "in 1, 2 and 4 processes with no job system around it: no system's noop drain can "
+            "beat these on this machine.",
             ["measure", "value"],
             [
                 [
@@ -1036,6 +1087,13 @@ def render_markdown(result: dict[str, Any]) -> str:
                     "pipelined ops/s (batches of 1000)",
                     cell(summ, "valkey", "ceiling", "pipelined_ops_per_s", "rate"),
                 ],
+                *(
+                    [
+                        f"noop job body alone, {p} process{'es' if p > 1 else ''} (calls/s)",
+                        cell(summ, "valkey", "ceiling", f"noop_body_{p}p_per_s", "rate"),
+                    ]
+                    for p in BODY_CEILING_PROCESSES
+                ),
             ],
         )
     table(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -11,8 +12,9 @@ from decimal import Decimal
 import pytest
 
 from steep import Job, JobStatus, job
-from steep.connection import get_keys
+from steep.connection import get_keys, reset_clients
 from steep.job import decode_envelope
+from steep.settings import configure
 from tests import jobs
 
 
@@ -163,3 +165,16 @@ def test_explicit_job_name(client):
 
 def test_status_of_unknown_job_is_none(client):
     assert Job("nope", "default").status is None
+
+
+def test_result_waits_longer_than_the_socket_timeout(client, server):
+    # redis-py's default socket timeout (5 s, which the embedded server's client keeps): a
+    # longer wait for a result must end at its own deadline with steep's TimeoutError, not
+    # read as a dead connection (retried, then raised as a Redis error much later).
+    configure(redis_url=f"{server.url}?socket_timeout=5")
+    reset_clients()
+    handle = jobs.sleepy.enqueue(1.0)  # no worker runs: it never finishes
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="did not finish within 6 s"):
+        handle.result(timeout=6)
+    assert 6 <= time.monotonic() - started < 8

@@ -7,9 +7,10 @@ import signal
 import time
 
 import psutil
+import pytest
 
 from steep.connection import get_keys
-from tests import jobs
+from tests import jobs, threaded_jobs
 from tests.conftest import wait_for
 
 
@@ -92,10 +93,19 @@ def test_sigtstp_quiets(client, worker_cli):
     assert cli.wait(20) == 0
 
 
-def test_killed_worker_process_is_restarted_and_its_jobs_returned(client, worker_cli):
-    cli = worker_cli("worker", "tests.jobs", "-p", "1", "-c", "2")
+def spawned(pid: int) -> bool:
+    """Whether a worker process is a new interpreter (else a fork of its supervisor)."""
+    return "steep.worker.child" in psutil.Process(pid).cmdline()
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_killed_worker_process_is_restarted_and_its_jobs_returned(client, worker_cli, start):
+    cli = worker_cli(
+        "worker", "tests.jobs", "-p", "1", "-c", "2", env={"STEEP_WORKER_START": start}
+    )
     wait_for(lambda: len(cli.children()) == 1, message="worker process")
     first = cli.children()[0]
+    assert spawned(first) is (start == "spawn")
     handle = jobs.slow_record.enqueue("restart", 1, 1.0)
     wait_for(lambda: handle.status.value == "running", message="job to start")
     os.kill(first, signal.SIGKILL)
@@ -104,6 +114,19 @@ def test_killed_worker_process_is_restarted_and_its_jobs_returned(client, worker
         lambda: client.scard("test:seen:restart") == 1, timeout=10, message="the job to run again"
     )
     assert "killed by SIGKILL" in cli.text
+    assert spawned(cli.children()[0]) is (start == "spawn")  # restarted the same way
+    cli.signal(signal.SIGTERM)
+    assert cli.wait(20) == 0
+
+
+def test_an_application_with_threads_gets_spawned_workers(client, worker_cli):
+    # Forking a process whose other threads may hold locks can hang the copy: steep spawns.
+    cli = worker_cli("worker", "tests.threaded_jobs", "-p", "1")
+    wait_for(lambda: len(cli.children()) == 1, message="worker process")
+    assert spawned(cli.children()[0])
+    handle = threaded_jobs.hello.options(result_ttl=60).enqueue("x")
+    assert handle.result(timeout=10) == "hello x"
+    assert "started threads at import (sdk-flusher)" in cli.text
     cli.signal(signal.SIGTERM)
     assert cli.wait(20) == 0
 

@@ -34,6 +34,29 @@ VARIANTS = (
         reason="One process per core; sync jobs run in each process's threads.",
         bulk="job.enqueue_many([(i,), ...]) (one round trip per batch)",
     ),
+    Variant(
+        name="steep-async4",
+        adapter="steep",
+        env="steep",
+        dists=_DISTS,
+        noop=Shape(4, 10, "processes x concurrent jobs (event loop)"),
+        io=Shape(2, 25, "processes x concurrent jobs (event loop)"),
+        setup=f"{_SETUP} (async def jobs)",
+        reason="x",
+        bulk="job.enqueue_many([(i,), ...]) (one round trip per batch)",
+        async_jobs=True,
+    ),
+    Variant(
+        name="steep-sync4",
+        adapter="steep",
+        env="steep",
+        dists=_DISTS,
+        noop=Shape(4, 10, "processes x threads"),
+        io=Shape(2, 25, "processes x threads"),
+        setup=f"{_SETUP} (plain def jobs, run in threads)",
+        reason="x",
+        bulk="job.enqueue_many([(i,), ...]) (one round trip per batch)",
+    ),
 )
 
 

@@ -174,22 +174,29 @@ class Job:
         from steep.connection import get_client, get_keys
 
         key = get_keys().queue(self.queue).result(self.id)
+        client = get_client()
+        deadline = None if timeout is None else time.monotonic() + timeout
         # BLMOVE from a list to itself returns its one element without
         # consuming it, so any number of callers can wait on the same job.
-        raw = get_client().blmove(key, key, timeout or 0, "RIGHT", "LEFT")
-        if raw is None:
-            raise TimeoutError(f"job {self.id} did not finish within {timeout} s")
-        return self._outcome(raw)
+        # Waits in slices shorter than the client's socket timeout.
+        while (wait := _slice(deadline)) is not None:
+            raw = client.blmove(key, key, wait, "RIGHT", "LEFT")
+            if raw is not None:
+                return self._outcome(raw)
+        raise TimeoutError(f"job {self.id} did not finish within {timeout} s")
 
     async def aresult(self, timeout: float | None = None) -> Any:
         """`result()` for async code."""
         from steep.connection import get_async_client, get_keys
 
         key = get_keys().queue(self.queue).result(self.id)
-        raw = await get_async_client().blmove(key, key, timeout or 0, "RIGHT", "LEFT")
-        if raw is None:
-            raise TimeoutError(f"job {self.id} did not finish within {timeout} s")
-        return self._outcome(raw)
+        client = get_async_client()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (wait := _slice(deadline)) is not None:
+            raw = await client.blmove(key, key, wait, "RIGHT", "LEFT")
+            if raw is not None:
+                return self._outcome(raw)
+        raise TimeoutError(f"job {self.id} did not finish within {timeout} s")
 
     def _outcome(self, raw: bytes) -> Any:
         outcome = decode(raw)
@@ -205,6 +212,20 @@ class Job:
             except msgspec.ValidationError:
                 return value
         return value
+
+
+# Longest single blocking wait for a result: below any socket timeout steep sets (5 s).
+RESULT_WAIT_SLICE = 2.0
+
+
+def _slice(deadline: float | None) -> float | None:
+    """Seconds for the next blocking wait (at least 1 ms), or None once the deadline passed."""
+    if deadline is None:
+        return RESULT_WAIT_SLICE
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return None
+    return max(min(left, RESULT_WAIT_SLICE), 0.001)
 
 
 def _status_from(state: bytes | None, known: bool, has_result: bool) -> JobStatus | None:

@@ -43,6 +43,7 @@ _ENV_VARS = {
         "namespace",
         "log_level",
         "log_format",
+        "worker_start",
         "web_username",
         "web_password",
         "web_token",
@@ -198,6 +199,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "queues": _queues,
     "concurrency": _number(int, 1),
     "processes": _number(int, 0),
+    "worker_start": _choice("fork", "spawn"),
     "heartbeat_interval": _number(float, 0, above=True),
     "heartbeat_timeout": _number(float, 0, above=True),
     "shutdown_timeout": _number(float, 0),
@@ -241,6 +243,10 @@ class Settings:
     queues: tuple[str, ...] = ("default",)
     concurrency: int = 10
     processes: int = 0
+    # how the supervisor starts worker processes: "fork" (a copy of the supervisor, which
+    # has imported the application already: fast start, shared memory) or "spawn" (a new
+    # interpreter that imports everything again)
+    worker_start: str = "fork"
     heartbeat_interval: float = 2.0
     heartbeat_timeout: float = 10.0
     shutdown_timeout: float = 25.0

@@ -1,4 +1,4 @@
-"""Entry point of one worker process started by the supervisor."""
+"""One worker process started by the supervisor: forked from it, or a new interpreter."""
 
 from __future__ import annotations
 
@@ -6,20 +6,23 @@ import importlib
 import json
 import logging
 import os
+import signal
 import sys
+import traceback
+from typing import Any
 
 from steep.logs import setup_logging
 from steep.settings import configure
 from steep.worker.process import QueueSpec, WorkerProcess
 
 
-def main(argv: list[str]) -> int:
-    config = json.loads(argv[0])
+def run(config: dict[str, Any]) -> int:
+    """Run one worker process described by the supervisor's `config`; its exit code."""
     logs = {"log_level": config["log_level"], "log_format": config["log_format"]}
     settings = configure(**logs)
     setup_logging(settings.log_level, settings.log_format)
     for module in config["modules"]:
-        importlib.import_module(module)
+        importlib.import_module(module)  # a forked process has them already: no-op
     # Importing the application may configure steep (Django reads STEEP from its settings
     # when it starts): the process runs with those settings, and the supervisor's log options.
     settings = configure(**logs)
@@ -35,12 +38,30 @@ def main(argv: list[str]) -> int:
     return process.run()
 
 
-if __name__ == "__main__":
-    code = main(sys.argv[1:])
+def run_forked(config: dict[str, Any]) -> None:
+    """The body of a freshly forked worker process; never returns."""
+    code = 1
+    try:
+        os.setsid()  # like a spawned one: a terminal's Ctrl-C reaches only the supervisor
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGTSTP):
+            signal.signal(signum, signal.SIG_DFL)
+        code = run(config)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        _leave(code)
+
+
+def _leave(code: int) -> None:
     # Every job is settled or returned to its queue by now. A thread job that
     # ignored its timeout or the shutdown deadline would keep a normal exit
     # waiting for it (the interpreter joins pool threads): leave without it.
+    # (A forked process must not run the supervisor's exit handlers either.)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+if __name__ == "__main__":
+    _leave(run(json.loads(sys.argv[1])))

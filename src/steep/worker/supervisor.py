@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -39,11 +40,45 @@ EARLY_DEATH = 5.0
 MAX_EARLY_DEATHS = 5
 
 
+class Forked:
+    """A forked worker process, with the part of `subprocess.Popen` the supervisor uses."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: it is gone
+                self.returncode = -signal.SIGKILL
+            else:
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"worker process {self.pid}", timeout or 0.0)
+            time.sleep(0.01)
+        return code
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
 @dataclass
 class Child:
     slot: int
     worker_id: str
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | Forked
     started: float = field(default_factory=time.monotonic)
 
 
@@ -71,6 +106,7 @@ class Supervisor:
         self._signals: deque[int] = deque()
         self._stopping = 0
         self._early_deaths: deque[float] = deque(maxlen=MAX_EARLY_DEATHS)
+        self._warned_threads = False
 
     def run(self) -> int:
         for module in self.modules:
@@ -113,12 +149,40 @@ class Supervisor:
             "log_level": self.settings.log_level,
             "log_format": self.settings.log_format,
         }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "steep.worker.child", json.dumps(config)],
-            start_new_session=True,
-        )
+        proc: subprocess.Popen[bytes] | Forked
+        if self._can_fork():
+            from steep.worker.child import run_forked
+
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                run_forked(config)  # never returns
+            proc = Forked(pid)
+        else:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "steep.worker.child", json.dumps(config)],
+                start_new_session=True,
+            )
         self.children[slot] = Child(slot, worker_id, proc)
         log.info("worker process %d started (slot %d, id %s)", proc.pid, slot, worker_id)
+
+    def _can_fork(self) -> bool:
+        """Fork when asked to and safe: no other thread could hold a lock across the fork."""
+        if self.settings.worker_start != "fork" or not hasattr(os, "fork"):
+            return False
+        if threading.active_count() > 1:
+            if not self._warned_threads:
+                self._warned_threads = True
+                main = threading.main_thread()
+                names = ", ".join(t.name for t in threading.enumerate() if t is not main)
+                log.warning(
+                    "the application started threads at import (%s): worker processes are "
+                    'spawned instead of forked (set worker_start = "spawn" to say so)',
+                    names,
+                )
+            return False
+        return True
 
     def _watch(self) -> int:
         while True:
