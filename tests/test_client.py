@@ -178,3 +178,16 @@ def test_result_waits_longer_than_the_socket_timeout(client, server):
     with pytest.raises(TimeoutError, match="did not finish within 6 s"):
         handle.result(timeout=6)
     assert 6 <= time.monotonic() - started < 8
+
+
+def test_result_of_a_job_that_keeps_none_says_so_at_once(client):
+    handle = jobs.record.enqueue("quiet", 1)  # no result_ttl
+    assert handle.keeps_result is False
+    with pytest.raises(ValueError, match=r"keeps no result.*options\(result_ttl=300\)"):
+        handle.result(timeout=30)
+    with pytest.raises(ValueError, match="keeps no result"):
+        asyncio.run(handle.aresult(timeout=30))
+    kept = jobs.record.options(result_ttl=60).enqueue("quiet", 2)
+    assert kept.keeps_result is True
+    assert [j.keeps_result for j in jobs.record.enqueue_many([("q", 3)])] == [False]
+    assert Job(handle.id, handle.queue).keeps_result is None  # a handle made from an id

@@ -122,9 +122,9 @@ def enqueue(
             return unique.push(client, [envelope], [payload], opts, at)[0]
         if envelope.priority:
             priority.push(client, envelope.queue, [envelope], [payload], at)
-            return Job(envelope.id, envelope.queue, name)
+            return _handle(envelope)
         SCRIPTS.enqueue(client, _queue_keys(envelope.queue), _argv(envelope.id, payload, at))
-    return Job(envelope.id, envelope.queue, name)
+    return _handle(envelope)
 
 
 async def aenqueue(
@@ -146,11 +146,11 @@ async def aenqueue(
             return (await unique.apush(client, [envelope], [payload], opts, at))[0]
         if envelope.priority:
             await priority.apush(client, envelope.queue, [envelope], [payload], at)
-            return Job(envelope.id, envelope.queue, name)
+            return _handle(envelope)
         await SCRIPTS.enqueue.run_async(
             client, _queue_keys(envelope.queue), _argv(envelope.id, payload, at)
         )
-    return Job(envelope.id, envelope.queue, name)
+    return _handle(envelope)
 
 
 _NO_MIDDLEWARE = contextlib.nullcontext()
@@ -160,7 +160,11 @@ def _prepare_many(
     name: str, opts: JobOptions, calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict]]
 ) -> tuple[list[Envelope], list[Job]]:
     envelopes = [_envelope(name, opts, *_split_call(call)) for call in calls]
-    return envelopes, [Job(e.id, e.queue, name) for e in envelopes]
+    return envelopes, [_handle(e) for e in envelopes]
+
+
+def _handle(envelope: Envelope) -> Job:
+    return Job(envelope.id, envelope.queue, envelope.name, keeps_result=bool(envelope.result_ttl))
 
 
 def _encode_many(envelopes: list[Envelope]) -> list[Any]:

@@ -129,13 +129,23 @@ class Job:
     waits or runs; the handle is then that job's.
     """
 
-    __slots__ = ("duplicate", "id", "name", "queue")
+    __slots__ = ("duplicate", "id", "keeps_result", "name", "queue")
 
-    def __init__(self, id: str, queue: str, name: str = "", duplicate: bool = False) -> None:
+    def __init__(
+        self,
+        id: str,
+        queue: str,
+        name: str = "",
+        duplicate: bool = False,
+        keeps_result: bool | None = None,
+    ) -> None:
         self.id = id
         self.queue = queue
         self.name = name
         self.duplicate = duplicate
+        # False when the handle knows the job was enqueued without result_ttl: nothing
+        # to wait for (None: not known, as for a handle made from an id)
+        self.keeps_result = keeps_result
 
     def __repr__(self) -> str:
         dup = " (duplicate)" if self.duplicate else ""
@@ -173,6 +183,7 @@ class Job:
         """
         from steep.connection import get_client, get_keys
 
+        self._check_keeps_result()
         key = get_keys().queue(self.queue).result(self.id)
         client = get_client()
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -189,6 +200,7 @@ class Job:
         """`result()` for async code."""
         from steep.connection import get_async_client, get_keys
 
+        self._check_keeps_result()
         key = get_keys().queue(self.queue).result(self.id)
         client = get_async_client()
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -197,6 +209,14 @@ class Job:
             if raw is not None:
                 return self._outcome(raw)
         raise TimeoutError(f"job {self.id} did not finish within {timeout} s")
+
+    def _check_keeps_result(self) -> None:
+        if self.keeps_result is False:
+            raise ValueError(
+                f"job {self.id} ({self.name or '?'}) keeps no result, so there is nothing to "
+                "wait for: enqueue it with result_ttl, e.g. "
+                f"{(self.name or 'job').rsplit('.', 1)[-1]}.options(result_ttl=300).enqueue(...)"
+            )
 
     def _outcome(self, raw: bytes) -> Any:
         outcome = decode(raw)

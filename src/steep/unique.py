@@ -103,7 +103,10 @@ def _handles(envelopes: Sequence[Envelope], holders: list[bytes]) -> list[Job]:
     out = []
     for envelope, raw in zip(envelopes, holders, strict=True):
         holder = raw.decode()
-        out.append(Job(holder, envelope.queue, envelope.name, holder != envelope.id))
+        duplicate = holder != envelope.id
+        # a duplicate is another enqueue's job, whose options this one does not know
+        keeps = None if duplicate else bool(envelope.result_ttl)
+        out.append(Job(holder, envelope.queue, envelope.name, duplicate, keeps))
     return out
 
 

@@ -46,6 +46,8 @@ def run_forked(config: dict[str, Any]) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGTSTP):
             signal.signal(signum, signal.SIG_DFL)
         code = run(config)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:
         traceback.print_exc()
     finally:
