@@ -16,6 +16,7 @@ from typing import Any
 from steep import expiry, middleware, priority, unique
 from steep.connection import SCRIPTS, get_async_client, get_client, get_keys
 from steep.job import Envelope, Job, encode_envelope, new_job_id
+from steep.lane import run_idempotent
 from steep.registry import JobOptions
 
 _known_queues: set[tuple[str, str]] = set()
@@ -88,9 +89,18 @@ def _split_call(call: Sequence[Any] | tuple[Sequence[Any], dict]) -> tuple[Seque
     return call, {}
 
 
-def _queue_keys(queue: str) -> list[str]:
-    qk = get_keys().queue(queue)
-    return [qk.queued, qk.jobs, qk.state, qk.scheduled]
+_keys_cache: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def _queue_keys(queue: str) -> tuple[str, ...]:
+    keys = get_keys()
+    cached = _keys_cache.get((keys.namespace, queue))
+    if cached is None:
+        qk = keys.queue(queue)
+        cached = (qk.queued, qk.jobs, qk.state, qk.scheduled)
+        if len(_keys_cache) < 1000:
+            _keys_cache[(keys.namespace, queue)] = cached
+    return cached
 
 
 def _note_queue(queue: str) -> str | None:
@@ -123,7 +133,9 @@ def enqueue(
         if envelope.priority:
             priority.push(client, envelope.queue, [envelope], [payload], at)
             return _handle(envelope)
-        SCRIPTS.enqueue(client, _queue_keys(envelope.queue), _argv(envelope.id, payload, at))
+        run_idempotent(
+            SCRIPTS.enqueue, client, _queue_keys(envelope.queue), _argv(envelope.id, payload, at)
+        )
     return _handle(envelope)
 
 

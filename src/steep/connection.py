@@ -181,6 +181,9 @@ def get_keys() -> Keys:
 def reset_clients() -> None:
     """Close and forget the cached clients (after the settings change, and in tests)."""
     global _sync_client
+    from steep.lane import close_lanes
+
+    close_lanes()
     with _lock:
         if _sync_client is not None:
             _sync_client[1].close()

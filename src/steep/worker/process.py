@@ -38,6 +38,7 @@ from steep.errors import Cancelled
 from steep.iterable import Interrupted
 from steep.job import decode_envelope
 from steep.keys import Keys
+from steep.lane import AsyncLane
 from steep.metrics import MetricsRecorder
 from steep.registry import lookup_local
 from steep.scheduler import promote_due
@@ -246,7 +247,9 @@ class WorkerProcess:
         self._wake = asyncio.Event()  # something changed: a free slot, a stop, a quiet
         self._quiet = False
         self.redis: redis.asyncio.Redis = make_async_client(self.settings)
-        self.settler = Settler(self.redis, self.qkeys, self.worker_id, self.settings)
+        # claims and acks, the calls made per batch of jobs, go through a lean lane
+        self.lane = AsyncLane(self.redis)
+        self.settler = Settler(self.redis, self.lane, self.qkeys, self.worker_id, self.settings)
         self.executor.redis = self.redis
         self._install_signal_handlers()
         self.heartbeat = Heartbeat(self)
@@ -280,6 +283,7 @@ class WorkerProcess:
             await self._return_unfinished()
             self.heartbeat.stop()
             self.executor.shutdown()
+            await self.lane.aclose()
             await self.redis.aclose()
             await close_async_client()  # the one async jobs used, if any
             self._remove_signal_handlers()
@@ -420,7 +424,7 @@ class WorkerProcess:
         argv: list[Any] = [want, self._marker()]
         inflight = qk.inflight(self.worker_id)
         keys = [qk.queued, inflight, qk.jobs, qk.state, qk.paused, qk.prioritized]
-        items = await SCRIPTS.claim.run_async(self.redis, keys, argv)
+        items = await self.lane.run(SCRIPTS.claim, keys, argv)
         for i in range(0, len(items), 2):
             self._start(qname, items[i].decode(), items[i + 1])
         return len(items) // 2

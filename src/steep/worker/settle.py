@@ -26,6 +26,7 @@ from steep.connection import RETRYABLE, SCRIPTS
 from steep.hooks import Defer, Discard
 from steep.job import encode, encode_envelope
 from steep.keys import QueueKeys
+from steep.lane import AsyncLane
 from steep.retry import backoff_delay, error_record, reason_record
 from steep.settings import Settings
 from steep.worker.executor import Outcome
@@ -40,11 +41,13 @@ class Settler:
     def __init__(
         self,
         client: redis.asyncio.Redis,
+        lane: AsyncLane,
         qkeys: dict[str, QueueKeys],
         worker_id: str,
         settings: Settings,
     ) -> None:
         self.redis = client
+        self.lane = lane
         self.qkeys = qkeys
         self.worker_id = worker_id
         self.settings = settings
@@ -214,9 +217,9 @@ class Settler:
                     argv += (job_id, result, ttl)
             calls.append((keys, argv))
         if len(calls) == 1:
-            await SCRIPTS.ack.run_async(self.redis, *calls[0])
+            await self.lane.run(SCRIPTS.ack, *calls[0])
             return
-        await asyncio.gather(*(SCRIPTS.ack.run_async(self.redis, k, a) for k, a in calls))
+        await asyncio.gather(*(self.lane.run(SCRIPTS.ack, k, a) for k, a in calls))
 
     async def _record_failure(self, outcome: Outcome) -> None:
         if (
