@@ -17,12 +17,13 @@ VARIANTS = (
         env="steep",
         dists=_DISTS,
         noop=Shape(4, 10, "processes x concurrent jobs (event loop)"),
-        io=Shape(2, 25, "processes x concurrent jobs (event loop)"),
+        io=Shape(5, 10, "processes x concurrent jobs (event loop)"),
         setup=f"{_SETUP} (async def jobs)",
         reason=(
-            "Two processes per core for noop and latency: the body waits on a round trip with "
-            "a blocking client, which holds the event loop (as the RQ, Celery and Huey rows); "
-            "one per core for io, whose asyncio.sleep does not."
+            "About two processes per core, as docs/workers.md advises for jobs that block: the "
+            "body waits on a round trip with a blocking client, which holds the event loop (as "
+            "the RQ, Celery and Huey rows); io keeps 50 slots as 5 x 10, since its body makes "
+            "the same blocking call after its sleep."
         ),
         bulk="job.enqueue_many([(i,), ...]) (one round trip per batch)",
         async_jobs=True,
@@ -33,11 +34,12 @@ VARIANTS = (
         env="steep",
         dists=_DISTS,
         noop=Shape(4, 10, "processes x threads"),
-        io=Shape(2, 25, "processes x threads"),
+        io=Shape(5, 10, "processes x threads"),
         setup=f"{_SETUP} (plain def jobs, run in threads)",
         reason=(
-            "Two processes per core for noop and latency: the body's round trips overlap "
-            "across processes instead of queueing for one GIL; one per core for io."
+            "About two processes per core, as docs/workers.md advises for jobs that block: the "
+            "body's round trips overlap across processes instead of queueing for one GIL; io "
+            "keeps 50 slots as 5 x 10."
         ),
         bulk="job.enqueue_many([(i,), ...]) (one round trip per batch)",
     ),
