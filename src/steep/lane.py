@@ -43,7 +43,10 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
 from redis.exceptions import ResponseError
+from redis.retry import Retry
 
 try:
     import hiredis
@@ -82,7 +85,8 @@ class Lane:
             reader.feed(data)
 
     def close(self) -> None:
-        # close(), never shutdown(): after a fork the socket is shared with the parent
+        # redis-py shuts a socket down only in the process that opened it: in a forked
+        # child this just closes the child's copy and leaves the parent's connection alone
         with contextlib.suppress(Exception):  # closing a broken connection must not raise
             self.conn.disconnect()
 
@@ -98,11 +102,14 @@ class Lanes:
 
     def _open(self) -> Lane | None:
         pool = self.client.connection_pool
-        conn = pool.connection_class(**pool.connection_kwargs)
+        # one attempt: when the server is away, the regular path's retries take over
+        kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
+        conn = pool.connection_class(**kwargs)
         try:
             conn.connect()
         except (redis.RedisError, OSError):
-            conn.disconnect()
+            with contextlib.suppress(Exception):
+                conn.disconnect()
             return None
         if getattr(conn, "_sock", None) is None:
             # a connection class that keeps its socket elsewhere: use redis-py only
@@ -158,8 +165,8 @@ def _lanes_for(client: redis.Redis) -> Lanes | None:
         return None
     with _lock:
         if _lanes is None or _lanes.client is not client or _lanes.pid != os.getpid():
-            if _lanes is not None and _lanes.pid == os.getpid():
-                _lanes.close()
+            if _lanes is not None:
+                _lanes.close()  # in a forked child: only the child's copies of the sockets
             _lanes = Lanes(client)
         return _lanes
 
@@ -180,7 +187,7 @@ def close_lanes() -> None:
     """Close this process's lanes (when its clients are reset)."""
     global _lanes
     with _lock:
-        if _lanes is not None and _lanes.pid == os.getpid():
+        if _lanes is not None:
             _lanes.close()
         _lanes = None
 
@@ -241,11 +248,14 @@ class AsyncLane:
             if self._writer is not None or self.disabled:
                 return self._writer
             pool = self.client.connection_pool
-            conn = pool.connection_class(**pool.connection_kwargs)
+            # one attempt: the worker's own loops back off and log while the server is away
+            kwargs = {**pool.connection_kwargs, "retry": AsyncRetry(NoBackoff(), 0)}
+            conn = pool.connection_class(**kwargs)
             try:
                 await conn.connect()
-            except redis.RedisError as exc:
-                await conn.disconnect()
+            except (redis.RedisError, OSError) as exc:
+                with contextlib.suppress(Exception):
+                    await conn.disconnect()
                 raise ConnectionError(f"cannot connect to Redis: {exc}") from exc
             reader = getattr(conn, "_reader", None)
             writer = getattr(conn, "_writer", None)
