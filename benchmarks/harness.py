@@ -694,38 +694,26 @@ class Bench:
         No job system can drain noop jobs faster than this on the same machine: it is the
         body's own round trip and client CPU with nothing around it.
         """
-        self.flush()
-        ctx = multiprocessing.get_context("fork")
-        os.environ["BENCH_REDIS_URL"] = self.server.url
-        go = ctx.Event()
-        counts = ctx.Queue()
-        procs = [
-            ctx.Process(target=_body_loop, args=(go, counts, secs), daemon=True)
-            for _ in range(processes)
-        ]
-        for p in procs:
-            p.start()
-        go.set()
-        total = 0.0
-        for _ in procs:
-            total += counts.get(timeout=secs + 30)
-        for p in procs:
-            p.join(timeout=10)
-        return total
+        return self._forked_rates(processes, _body_loop, (secs,), timeout=secs + 30)
 
     def io_body_ceiling(self, processes: int, tasks: int, jobs: int) -> float:
         """Jobs/s of the io job body alone: `processes` processes of `tasks` asyncio tasks,
         `jobs` bodies in all, no job system. The ideal is processes x tasks / 10 ms; the gap
         to it is the body's own round trip and the event loop's timers."""
+        return self._forked_rates(processes, _io_body_loop, (tasks, jobs // processes), timeout=120)
+
+    def _forked_rates(
+        self, processes: int, target: Any, args: tuple[Any, ...], timeout: float
+    ) -> float:
+        """Fork `processes` children running target(go, counts, *args), start them at once,
+        and return the sum of the rates they report."""
         self.flush()
         ctx = multiprocessing.get_context("fork")
         os.environ["BENCH_REDIS_URL"] = self.server.url
         go = ctx.Event()
         counts = ctx.Queue()
         procs = [
-            ctx.Process(
-                target=_io_body_loop, args=(go, counts, tasks, jobs // processes), daemon=True
-            )
+            ctx.Process(target=target, args=(go, counts, *args), daemon=True)
             for _ in range(processes)
         ]
         for p in procs:
@@ -733,7 +721,7 @@ class Bench:
         go.set()
         total = 0.0
         for _ in procs:
-            total += counts.get(timeout=120)
+            total += counts.get(timeout=timeout)
         for p in procs:
             p.join(timeout=10)
         return total
