@@ -103,7 +103,10 @@ def test_killed_worker_process_is_restarted_and_its_jobs_returned(client, worker
     cli = worker_cli(
         "worker", "tests.jobs", "-p", "1", "-c", "2", env={"STEEP_WORKER_START": start}
     )
-    wait_for(lambda: len(cli.children()) == 1, message="worker process")
+    # The worker registers itself from inside the child; before that a spawned child may still
+    # be between fork and exec, showing its parent's command line.
+    wait_for(lambda: registered(client), message="worker start")
+    assert len(cli.children()) == 1
     first = cli.children()[0]
     assert spawned(first) is (start == "spawn")
     handle = jobs.slow_record.enqueue("restart", 1, 1.0)
@@ -122,7 +125,8 @@ def test_killed_worker_process_is_restarted_and_its_jobs_returned(client, worker
 def test_an_application_with_threads_gets_spawned_workers(client, worker_cli):
     # Forking a process whose other threads may hold locks can hang the copy: steep spawns.
     cli = worker_cli("worker", "tests.threaded_jobs", "-p", "1")
-    wait_for(lambda: len(cli.children()) == 1, message="worker process")
+    wait_for(lambda: registered(client), message="worker start")  # the child is past exec
+    assert len(cli.children()) == 1
     assert spawned(cli.children()[0])
     handle = threaded_jobs.hello.options(result_ttl=60).enqueue("x")
     assert handle.result(timeout=10) == "hello x"
