@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
 import time
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from steep.humanize import duration
 from steep.settings import ConfigError, configure, get_settings, redacted_url
 
-# Piped output (scripts, CI logs) gets wide lines instead of a wrapped 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 160)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+_console: Console | None = None
+
+
+def get_console() -> Console:
+    """The terminal output, made on first use (rich is not needed to run a worker)."""
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        # Piped output (scripts, CI logs) gets wide lines instead of a wrapped 80 columns.
+        _console = Console(width=None if sys.stdout.isatty() else 160)
+    return _console
+
+
+def __getattr__(name: str) -> Any:
+    if name == "console":  # `from steep.cli import console` in the command modules
+        return get_console()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _fail(message: str) -> NoReturn:
@@ -25,8 +43,28 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
+# Commands defined in other modules, imported only when one of them runs (or for
+# --help): `steep worker` starts faster without the operations layer loaded.
+_LAZY_COMMANDS = {
+    "cron": "steep.cli_cron",
+    **dict.fromkeys(
+        ("jobs", "queues", "workers", "dead", "batches", "stats", "limits", "web"),
+        "steep.cli_ops",
+    ),
+}
+
+
 class SteepGroup(click.Group):
-    """Turns configuration problems into one clear line instead of a traceback."""
+    """Loads the operator commands on demand, and turns configuration problems into
+    one clear line instead of a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in _LAZY_COMMANDS:
+            importlib.import_module(_LAZY_COMMANDS[cmd_name])  # registers it on `main`
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -135,11 +173,11 @@ def server(stop: bool, show_status: bool) -> None:
         )
     if stop:
         stopped = embedded.stop_server(settings)
-        console.print("stopped" if stopped else "no embedded server was running")
+        get_console().print("stopped" if stopped else "no embedded server was running")
         return
     if show_status:
         info = embedded.server_info(settings)
-        console.print_json(data=info) if info else console.print("not running")
+        get_console().print_json(data=info) if info else get_console().print("not running")
         return
     sys.exit(embedded.run_foreground(settings))
 
@@ -202,7 +240,9 @@ def enqueue(
         )
     except TypeError as exc:
         _fail(str(exc))
-    console.print(f"enqueued {handle.id} ({fn.name} on queue {handle.queue})", highlight=False)
+    get_console().print(
+        f"enqueued {handle.id} ({fn.name} on queue {handle.queue})", highlight=False
+    )
     if wait is not None:
         try:
             value = handle.result(timeout=wait)
@@ -210,7 +250,7 @@ def enqueue(
             _fail(str(exc))
         except TimeoutError as exc:
             _fail(str(exc))
-        console.print_json(data=value)
+        get_console().print_json(data=value)
 
 
 _age = duration
@@ -220,6 +260,8 @@ _age = duration
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
     """Queues, workers and totals."""
+    from rich.table import Table
+
     from steep import ops
 
     data = ops.status()
@@ -240,7 +282,7 @@ def status(as_json: bool) -> None:
             str(info["failed"]),
             "paused" if info["paused"] else "",
         )
-    console.print(q)
+    get_console().print(q)
     w = Table(title="Workers", title_justify="left")
     for col in ("worker", "queues", "busy", "processed", "failed", "memory", "up", "last beat"):
         w.add_column(col, justify="left" if col in ("worker", "queues") else "right")
@@ -256,9 +298,9 @@ def status(as_json: bool) -> None:
             _age(now - info["started"]),
             _age(now - info["last_beat"]) + " ago",
         )
-    console.print(w)
+    get_console().print(w)
     t = data["totals"]
-    console.print(
+    get_console().print(
         f"processed {t['processed']}  failed {t['failed']}  queued {t['queued']}  "
         f"scheduled {t['scheduled']}  dead {t['dead']}  workers {t['workers']}  "
         f"busy {t['busy']}",
@@ -273,8 +315,4 @@ def demo(count: int, keep_server: bool) -> None:
     """Start a server and a worker, run sample jobs, and show what happened."""
     from steep.demo import run_demo
 
-    sys.exit(run_demo(count, keep_server=keep_server, console=console))
-
-
-import steep.cli_cron  # noqa: E402  (registers cron)
-import steep.cli_ops  # noqa: E402, F401  (registers jobs, queues, workers, dead, batches, stats)
+    sys.exit(run_demo(count, keep_server=keep_server, console=get_console()))
