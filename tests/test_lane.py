@@ -157,8 +157,14 @@ def run_async(coro_fn):
     return asyncio.run(main())
 
 
+def script_loads(client) -> int:
+    stats = client.info("commandstats")
+    return int(stats.get("cmdstat_script|load", {}).get("calls", 0))
+
+
 def test_async_lane_pipelines_concurrent_calls_in_order(client):
     script = echo_script()
+    loads_before = script_loads(client)
 
     async def go(lane_, _):
         replies = await asyncio.gather(*(lane_.run(script, [], [f"r{i}"]) for i in range(300)))
@@ -167,6 +173,8 @@ def test_async_lane_pipelines_concurrent_calls_in_order(client):
     replies, used_lane = run_async(go)
     assert replies == [f"r{i}".encode() for i in range(300)]
     assert used_lane, "the calls should have gone through the lane's own connection"
+    # all 300 met NOSCRIPT together; one SCRIPT LOAD served them all
+    assert script_loads(client) - loads_before == 1
 
 
 def test_async_lane_raises_the_regular_error_for_an_error_reply(client):
@@ -232,3 +240,50 @@ def test_async_lane_call_whose_reply_is_lost_raises_connection_error(tmp_path):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         embedded.stop_server(private)
+
+
+# -- an idle worker's blocking fetch ------------------------------------------------------------
+
+
+def blocked_ids(client) -> set[int]:
+    """The connections the server holds in a BLMOVE (an idle worker waiting for a job)."""
+    return {int(c["id"]) for c in client.client_list() if c.get("cmd") == "blmove"}
+
+
+def waits_on_a_lane(worker) -> bool:
+    found = worker._block_lanes.get("default")
+    return found is not None and found._conn is not None
+
+
+def test_an_idle_worker_waits_on_its_own_lane_and_starts_a_lone_job(client, run_worker):
+    worker = run_worker(burst=False)
+    wait_for(lambda: blocked_ids(client), message="the worker to block")
+    assert waits_on_a_lane(worker), "the blocking fetch should run on a lane of its own"
+    assert worker._block_lanes["default"] is not worker.lane
+    handle = jobs.add.enqueue(2, 3)
+    assert handle.result(timeout=5) == 5
+
+
+def test_an_idle_worker_survives_a_script_flush_while_it_waits(client, run_worker):
+    run_worker(burst=False)
+    wait_for(lambda: blocked_ids(client), message="the worker to block")
+    # the claim sent behind the blocked BLMOVE now meets NOSCRIPT when a job arrives
+    client.script_flush()
+    first = jobs.add.enqueue(1, 2)
+    assert first.result(timeout=5) == 3
+    wait_for(lambda: blocked_ids(client), message="the worker to block again")
+    second = jobs.add.enqueue(2, 2)
+    assert second.result(timeout=5) == 4
+
+
+def test_an_idle_worker_whose_waiting_connection_is_killed_waits_again(client, run_worker):
+    run_worker(burst=False)
+    wait_for(lambda: blocked_ids(client), message="the worker to block")
+    killed = blocked_ids(client)
+    for client_id in killed:
+        client.client_kill_filter(_id=client_id)
+    # a new connection blocks in its place; a job sent then runs once
+    wait_for(lambda: blocked_ids(client) - killed, timeout=10, message="a new blocking fetch")
+    jobs.record.enqueue("killed-wait", 1)
+    wait_for(lambda: client.scard("test:seen:killed-wait") == 1, message="the job to run")
+    assert queued_ids(client) == []

@@ -218,6 +218,9 @@ class AsyncLane:
         self._pending: deque[asyncio.Future[Any]] = deque()
         self._reading: asyncio.Task[None] | None = None
         self._opening = asyncio.Lock()
+        # script sha -> its SCRIPT LOAD in progress / how many have finished
+        self._loading: dict[str, asyncio.Future[Any]] = {}
+        self._loads: dict[str, int] = {}
 
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
         """Run `script` and return its reply; ConnectionError when the reply is lost."""
@@ -227,6 +230,7 @@ class AsyncLane:
                 writer = await self._open()
                 if writer is None:
                     return await script.run_async(self.client, keys, args)
+            loads = self._loads.get(script.sha, 0)
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._pending.append(future)
             writer.write(hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args)))
@@ -240,8 +244,41 @@ class AsyncLane:
             if not message.startswith("NOSCRIPT"):
                 raise reply_error(message)
             # a fresh or restarted server: the script did not run; load it and send again
-            await self.client.script_load(script.source)
+            # (unless a load finished since this call went out: then only send again)
+            if self._loads.get(script.sha, 0) == loads:
+                await self._load(script)
         raise ResponseError(f"the server keeps forgetting the {script.name} script")
+
+    async def _load(self, script: Script) -> None:
+        """SCRIPT LOAD once for all the calls that met NOSCRIPT together (a pipeline of
+        them after a restart would otherwise open a connection each)."""
+        loading = self._loading.get(script.sha)
+        if loading is None:
+            loading = asyncio.ensure_future(self.client.script_load(script.source))
+            self._loading[script.sha] = loading
+
+            def loaded(done: asyncio.Future[Any]) -> None:
+                del self._loading[script.sha]
+                if not done.cancelled() and done.exception() is None:
+                    self._loads[script.sha] = self._loads.get(script.sha, 0) + 1
+
+            loading.add_done_callback(loaded)
+        await asyncio.shield(loading)
+
+    async def open(self) -> bool:
+        """Connect if needed; False when this lane cannot be used (redis-py must serve)."""
+        return self._writer is not None or await self._open() is not None
+
+    def send(self, *command: Any) -> asyncio.Future[Any]:
+        """Write one command at once (after `open()`): its reply, or a hiredis.ReplyError
+        for an error reply, arrives in the future; calls sent together are pipelined."""
+        writer = self._writer
+        if writer is None:
+            raise ConnectionError("the connection to Redis was lost")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append(future)
+        writer.write(hiredis.pack_command(command))
+        return future
 
     async def _open(self) -> asyncio.StreamWriter | None:
         async with self._opening:

@@ -38,7 +38,7 @@ from steep.errors import Cancelled
 from steep.iterable import Interrupted
 from steep.job import decode_envelope
 from steep.keys import Keys
-from steep.lane import AsyncLane
+from steep.lane import AsyncLane, reply_error
 from steep.metrics import MetricsRecorder
 from steep.registry import lookup_local
 from steep.scheduler import promote_due
@@ -63,6 +63,9 @@ CANCEL_GRACE = 1.0
 # How long an idle worker blocks on a queue before looking again (pause
 # changes and shutdown are noticed at least this often).
 BLOCK_TIMEOUT = 1.0
+# How long past BLOCK_TIMEOUT a blocking fetch waits for its reply before it gives the
+# connection up as dead (a frozen server, a network that drops packets silently).
+BLOCK_REPLY_GRACE = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +135,7 @@ class WorkerProcess:
         # each bring a job at the same moment
         self.executor = Executor(self.concurrency + len(self.queues), self.worker_id)
         self._blockers: dict[str, asyncio.Task[bytes | None]] = {}
+        self._block_lanes: dict[str, AsyncLane] = {}
         # job id -> already settled? (a thread that ignores a cancel is settled early)
         self._cancelled: dict[str, bool] = {}
         self.metrics = MetricsRecorder(self.keys)
@@ -284,6 +288,8 @@ class WorkerProcess:
             self.heartbeat.stop()
             self.executor.shutdown()
             await self.lane.aclose()
+            for lane in self._block_lanes.values():
+                await lane.aclose()
             await self.redis.aclose()
             await close_async_client()  # the one async jobs used, if any
             self._remove_signal_handlers()
@@ -457,6 +463,18 @@ class WorkerProcess:
         # BLMOVE puts the job straight into our in-flight list: if this process dies
         # between here and the claim, the job is recovered like any other. The claim
         # rides in the same pipeline, so the server runs it as soon as BLMOVE returns.
+        try:
+            # Each queue blocks on a lane of its own (claims and acks must not queue behind
+            # a blocked BLMOVE): a lone job's wait is one round trip with little around it.
+            lane = self._block_lanes.get(qname)
+            if lane is None:
+                lane = self._block_lanes[qname] = AsyncLane(self.redis)
+            if await lane.open():
+                return await self._block_on_lane(lane, qk.queued, keys, marker)
+        except RETRYABLE as exc:
+            log.warning("lost connection to Redis while waiting for jobs (%s)", exc)
+            await asyncio.sleep(0.5)
+            return []
         pipe = self.redis.pipeline(transaction=False)
         pipe.blmove(qk.queued, keys[1], BLOCK_TIMEOUT, "RIGHT", "LEFT")
         pipe.evalsha(SCRIPTS.claim_moved.sha, len(keys), *keys, marker)
@@ -476,6 +494,41 @@ class WorkerProcess:
             log.warning("lost connection to Redis while waiting for jobs (%s)", exc)
             await asyncio.sleep(0.5)
             return []
+
+    async def _block_on_lane(
+        self, lane: AsyncLane, queued: str, keys: list[str], marker: str
+    ) -> list[bytes]:
+        moved_reply = lane.send("BLMOVE", queued, keys[1], "RIGHT", "LEFT", BLOCK_TIMEOUT)
+        claim_reply = lane.send("EVALSHA", SCRIPTS.claim_moved.sha, len(keys), *keys, marker)
+        try:
+            async with asyncio.timeout(BLOCK_TIMEOUT + BLOCK_REPLY_GRACE):
+                moved = await moved_reply
+                claimed = await claim_reply
+        except TimeoutError:
+            # the server stopped answering: drop the connection (a job BLMOVE may have
+            # moved stays in our in-flight list, where the stray check finds it)
+            claim_reply.cancel()
+            await lane.aclose()
+            raise ConnectionError("no reply to a blocking fetch; reconnecting") from None
+        except BaseException:
+            # the connection was lost: the claim's reply is lost with it
+            if claim_reply.done() and not claim_reply.cancelled():
+                claim_reply.exception()
+            else:
+                claim_reply.cancel()
+            raise
+        # error replies arrive as values (hiredis.ReplyError)
+        if isinstance(moved, Exception):
+            raise reply_error(str(moved))
+        if isinstance(claimed, Exception):
+            if not str(claimed).startswith("NOSCRIPT"):
+                raise reply_error(str(claimed))
+            # the server lacked the script (fresh or restarted): load and repeat
+            if moved is None:
+                await self.redis.script_load(SCRIPTS.claim_moved.source)
+                return []
+            claimed = await SCRIPTS.claim_moved.run_async(self.redis, keys, [marker])
+        return claimed  # type: ignore[no-any-return]
 
     async def _drain_blockers(self) -> None:
         """Fetching has ended (quiet or stop): wait out the blocked fetches and give
