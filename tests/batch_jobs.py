@@ -29,9 +29,10 @@ def work(tag: str, i: int, seconds: float = 0.0) -> int:
 
 @job(queue="default", retries=0)
 def callback(status: dict[str, Any], tag: str) -> None:
-    """Counts its runs (test:cb:<tag>) and keeps what it was given (test:cbs:<tag>)."""
-    get_client().incr(f"test:cb:{tag}")
+    """Keeps what it was given (test:cbs:<tag>) and counts its runs (test:cb:<tag>), in that
+    order: a test that saw the count go up finds the note already there."""
     note(f"cbs:{tag}", status)
+    get_client().incr(f"test:cb:{tag}")
 
 
 @job(queue="default", retries=3, backoff=0.05)
@@ -64,8 +65,8 @@ def times(x: int, factor: int) -> int:
 
 @job(queue="default", retries=0)
 def collect(results: list[Any], tag: str) -> None:
+    note(f"cbs:{tag}", results)  # before the count, as in callback()
     get_client().incr(f"test:cb:{tag}")
-    note(f"cbs:{tag}", results)
 
 
 @job(queue="default", retries=0)
