@@ -48,6 +48,24 @@ def wait_for(
         time.sleep(interval)
 
 
+def holds_for(
+    predicate: Callable[[], Any],
+    seconds: float,
+    interval: float = 0.02,
+    message: str = "condition",
+) -> None:
+    """Check that `predicate` stays truthy for `seconds` (something must *not* happen in
+    that window), failing as soon as it turns false."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if not predicate():
+            held = seconds - (deadline - time.monotonic())
+            raise AssertionError(f"{message} no longer held after {held:.2f} s")
+        if time.monotonic() > deadline:
+            return
+        time.sleep(interval)
+
+
 class ServerHandle:
     """The session's server: its URL, and (when we own it) a way to restart it."""
 

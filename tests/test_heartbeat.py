@@ -8,7 +8,7 @@ import time
 from steep.connection import SCRIPTS, get_keys
 from steep.worker.heartbeat import reap_expired, sweep_orphans
 from tests import jobs
-from tests.conftest import wait_for
+from tests.conftest import holds_for, wait_for
 
 
 def strand(client, job_id_owner: str, handle) -> None:
@@ -73,7 +73,9 @@ def test_remote_quiet_and_stop(client, run_worker):
     client.rpush(keys.worker_signals(worker.worker_id), "quiet")
     wait_for(lambda: client.hget(keys.worker(worker.worker_id), "quiet") == b"1", message="quiet")
     handle = jobs.add.enqueue(1, 1)
-    time.sleep(0.5)  # an active worker would have run it long before this
-    assert handle.status.value == "queued"
+    # an active worker would have run it long before this (a fetch already blocked when
+    # the worker went quiet may take it and hand it straight back, never running it)
+    holds_for(lambda: handle.status.value != "succeeded", 0.5, message="the job not run")
+    wait_for(lambda: handle.status.value == "queued", message="the job back in its queue")
     client.rpush(keys.worker_signals(worker.worker_id), "stop")
     wait_for(lambda: client.zscore(keys.workers, worker.worker_id) is None, message="stop")

@@ -8,7 +8,7 @@ import time
 from steep.connection import get_keys, make_async_client
 from steep.scheduler import promote_due
 from tests import jobs
-from tests.conftest import wait_for
+from tests.conftest import holds_for, wait_for
 
 
 def test_scheduled_job_runs_within_a_second_of_its_time(client, run_worker):
@@ -24,8 +24,8 @@ def test_scheduled_job_runs_within_a_second_of_its_time(client, run_worker):
 def test_not_run_before_its_time(client, run_worker):
     worker = run_worker(burst=False)
     handle = jobs.add.enqueue_in(1.0, 1, 1)
-    time.sleep(0.5)  # half-way: it must still be waiting
-    assert handle.status.value == "scheduled"
+    # until half-way at least it must still be waiting
+    holds_for(lambda: handle.status.value == "scheduled", 0.5, message="the job scheduled")
     assert handle.result(timeout=5) == 2
     worker.threadsafe(worker.request_stop)
 

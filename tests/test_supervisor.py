@@ -11,7 +11,7 @@ import pytest
 
 from steep.connection import get_keys
 from tests import jobs, threaded_jobs
-from tests.conftest import wait_for
+from tests.conftest import holds_for, wait_for
 
 
 def registered(client) -> set[str]:
@@ -86,8 +86,11 @@ def test_sigtstp_quiets(client, worker_cli):
         lambda: client.hget(get_keys().worker(worker_id), "quiet") == b"1", message="quiet flag"
     )
     handle = jobs.add.enqueue(1, 2)
-    time.sleep(1.5)  # long enough for an active worker to have taken it many times over
-    assert handle.status.value == "queued"
+    # long enough for an active worker to have run it many times over. (A fetch that was
+    # already blocked when the worker went quiet may take the job and hand it straight back,
+    # so it can read "running" for a moment; it must never run.)
+    holds_for(lambda: handle.status.value != "succeeded", 1.5, message="the job not run")
+    wait_for(lambda: handle.status.value == "queued", message="the job back in its queue")
     assert cli.proc.poll() is None  # still alive
     cli.signal(signal.SIGTERM)
     assert cli.wait(20) == 0
