@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 from steep import current_batch, current_job, job
-from steep.batches import batch
 from steep.connection import get_client
+from steep.features.batches.batch import batch
 
 
 def note(key: str, value: Any) -> None:

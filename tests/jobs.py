@@ -185,7 +185,7 @@ def tagged_fail(message: str) -> None:
 
 # -- rate limits (tests/test_limits.py) ----------------------------------------------------
 
-from steep.limits import Concurrency, Window  # noqa: E402
+from steep.features.limits import Concurrency, Window  # noqa: E402
 
 exports_limit = Concurrency("test-exports", 3, lease=2.0, backoff=0.05, max_backoff=0.5)
 api_limit = Window("test-api", 5, per=1.0)

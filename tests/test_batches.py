@@ -1,4 +1,4 @@
-"""Batches (steep.batches, steep.batch_hook): progress, callbacks exactly once, failures,
+"""Batches (steep.features.batches): progress, callbacks exactly once, failures,
 retries from the dead set, nested batches, and several worker processes."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import signal
 import pytest
 
 from steep import Batch, batch, ops
-from steep.batches import BatchError, derived_id, get_status, record
 from steep.connection import get_keys
+from steep.features.batches.batch import BatchError, derived_id, get_status, record
 from tests import batch_jobs as bj
 from tests.conftest import wait_for
 
@@ -109,7 +109,7 @@ def test_a_member_recorded_twice_counts_once_and_callbacks_are_not_duplicated(cl
     assert b.status().succeeded == 1 and b.status().pending == 1
     outbox = record(client, b.id, [(two.id, "s", None, None)])
     assert outbox and record(client, b.id, [(two.id, "s", None, None)]) == outbox
-    from steep.batches import deliver
+    from steep.features.batches.batch import deliver
 
     deliver(client, b.id, outbox)
     deliver(client, b.id, outbox)  # the re-run's delivery: same callback id, not added again
@@ -122,7 +122,7 @@ def test_a_member_recorded_twice_counts_once_and_callbacks_are_not_duplicated(cl
     run_worker()
     assert count(client, "cb:complete") == 1
     # a callback enqueued again after it ran and settled is discarded, not run twice
-    from steep.batches import _fire
+    from steep.features.batches.batch import _fire
 
     _fire(client, b.id, "complete")
     run_worker()
@@ -309,11 +309,11 @@ def test_a_job_that_runs_again_makes_the_same_batch_and_enqueues_nothing_twice(c
 
 
 def test_a_chain_step_recorded_again_does_not_rerun_the_next_step(client, run_worker):
-    from steep.batch_hook import settle_member
+    from steep.features.batches.hook import settle_member
+    from steep.features.batches.workflow import chain
     from steep.job import decode_envelope
     from steep.registry import lookup
     from steep.worker.executor import Outcome
-    from steep.workflow import chain
 
     b = chain(bj.add_one.s(1), bj.step_note.s()).enqueue()
     (first_id,) = [i.decode() for i in client.lrange("steep:{default}:queued", 0, -1)]

@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from steep import configure, cron, job, ops
+from steep import configure, job, ops
 from steep.connection import get_keys
+from steep.features import cron
 from steep.settings import ConfigError, Settings, load_settings
 from tests import cron_jobs
 from tests.conftest import holds_for, wait_for

@@ -1,4 +1,4 @@
-"""Expiring jobs (steep.expiry): dropped unrun when not started in time."""
+"""Expiring jobs (steep.features.expiry): dropped unrun when not started in time."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rate limits (steep.limits): ceilings held across real worker processes, leases
+"""Rate limits (steep.features.limits): ceilings held across real worker processes, leases
 of killed workers expiring, deferral without spent attempts or busy loops."""
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from collections.abc import Iterator
 import pytest
 from click.testing import CliRunner
 
-from steep import limits, ops
+from steep import ops
 from steep.cli import main
 from steep.connection import close_async_client, get_keys
+from steep.features import limits
 from steep.job import decode_envelope
 from tests import jobs
 from tests.conftest import wait_for
@@ -54,7 +55,7 @@ def test_limiters_reject_bad_definitions():
         limits.Concurrency("test-solo", 2)
     # the same definition again is the same limiter
     assert limits.Concurrency("test-solo", 1, lease=1.5, backoff=0.2, max_backoff=2.0)
-    with pytest.raises(ValueError, match=r"must be steep\.limits limiters"):
+    with pytest.raises(ValueError, match=r"must be limiters of steep\.features\.limits"):
         jobs.add.options(limits=["test-solo"])
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from steep.connection import get_keys
-from steep.metrics import bucket_of, bucket_upper_ms, minute_of
+from steep.worker.metrics import bucket_of, bucket_upper_ms, minute_of
 from tests import jobs
 from tests.conftest import wait_for
 

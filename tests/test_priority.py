@@ -1,4 +1,4 @@
-"""Priority within a queue (steep.priority): higher first, FIFO within a priority."""
+"""Priority within a queue (steep.features.priority): higher first, FIFO within a priority."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 
 from steep import ops
 from steep.connection import SCRIPTS, get_keys
-from steep.priority import WAKE_TOKEN
-from steep.scheduler import promote_due
+from steep.features.priority import WAKE_TOKEN
 from steep.worker import process
+from steep.worker.scheduler import promote_due
 from tests import jobs
 from tests.conftest import ROOT, wait_for
 

@@ -8,7 +8,7 @@ import pytest
 
 from steep import JobFailed, JobStatus
 from steep.connection import get_keys
-from steep.retry import backoff_delay
+from steep.worker.retry import backoff_delay
 from tests import jobs
 
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from steep.connection import get_keys, make_async_client
-from steep.scheduler import promote_due
+from steep.worker.scheduler import promote_due
 from tests import jobs
 from tests.conftest import holds_for, wait_for
 

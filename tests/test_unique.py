@@ -1,4 +1,4 @@
-"""Unique jobs (steep.unique): one job per name and arguments, however it is enqueued."""
+"""Unique jobs (steep.features.unique): one job per name and arguments, however it is enqueued."""
 
 from __future__ import annotations
 

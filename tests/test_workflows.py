@@ -1,4 +1,4 @@
-"""Signatures, chains and groups (steep.workflow), run by a real worker."""
+"""Signatures, chains and groups (steep.features.batches.workflow), run by a real worker."""
 
 from __future__ import annotations
 

@@ -8,14 +8,14 @@ def send_report(user_id: int) -> str: ...
 send_report.enqueue(42)
 """
 
-from steep.batches import Batch, BatchStatus, batch, current_batch
 from steep.context import JobContext, current_job
 from steep.errors import Cancelled, JobFailed, JobTimeout, SteepError, UnknownJob
+from steep.features.batches.batch import Batch, BatchStatus, batch, current_batch
+from steep.features.batches.workflow import Signature, chain, chord, group
 from steep.job import Job, JobStatus
 from steep.middleware import Middleware
 from steep.registry import JobFunction, JobOptions, job
 from steep.settings import ConfigError, Settings, configure, get_settings
-from steep.workflow import Signature, chain, chord, group
 
 __version__ = "0.1.0"
 

@@ -13,8 +13,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from steep import expiry, middleware, priority, unique
+from steep import middleware
 from steep.connection import SCRIPTS, get_async_client, get_client, get_keys
+from steep.features import expiry, priority, unique
 from steep.job import Envelope, Job, encode_envelope, new_job_id
 from steep.lane import run_idempotent
 from steep.registry import JobOptions

@@ -56,13 +56,13 @@ class JobContext(NamedTuple):
         Writes through at most every 0.25 s unless the message changes or the fraction
         reaches 1; from an async job prefer `await aprogress(...)`.
         """
-        from steep.progress import report
+        from steep.features.progress import report
 
         report(self, fraction, message)
 
     async def aprogress(self, fraction: float, message: str = "") -> None:
         """`progress` for async jobs: the write does not block the event loop."""
-        from steep.progress import areport
+        from steep.features.progress import areport
 
         await areport(self, fraction, message)
 

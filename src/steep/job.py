@@ -45,12 +45,12 @@ class Envelope(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     # free-form headers carried from the enqueuing side to the run (middleware
     # put trace context, request ids and the like here)
     meta: dict[str, Any] = {}
-    # unique jobs (steep.unique): the lock's key, and when the lock is released
+    # unique jobs (steep.features.unique): the lock's key, and when the lock is released
     unique_key: str | None = None
     unique_until: str | None = None
-    # expiring jobs (steep.expiry): discarded unrun when not started by then (epoch s)
+    # expiring jobs (steep.features.expiry): discarded unrun when not started by then (epoch s)
     expires_at: float | None = None
-    # priority within the queue (steep.priority): higher runs first; 0 = none
+    # priority within the queue (steep.features.priority): higher runs first; 0 = none
     priority: int = 0
     v: int = 1
 

@@ -40,7 +40,7 @@ class QueueKeys:
 
     @property
     def prioritized(self) -> str:
-        """ZSET job id -> -priority: waiting jobs enqueued with a priority (steep.priority)."""
+        """ZSET job id -> -priority: waiting jobs with a priority (features.priority)."""
         return f"{self._base}:prioritized"
 
     @property

@@ -16,7 +16,7 @@ from steep.errors import UnknownJob
 from steep.job import Job
 
 if TYPE_CHECKING:
-    from steep.workflow import Signature
+    from steep.features.batches.workflow import Signature
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -37,15 +37,15 @@ class JobOptions:
     backoff: float = 5.0  # seconds before the first retry; doubles each attempt, plus jitter
     max_backoff: float = 3600.0
     tags: tuple[str, ...] = ()  # labels to find the job by (ops filters, dashboard)
-    # steep.limits limiters that must all admit the job before it runs (None: no say)
+    # steep.features.limits limiters that must all admit the job before it runs (None: no say)
     limits: tuple[Any, ...] | None = None
-    # uniqueness (steep.unique, docs/unique.md): at most one such job at a time
+    # uniqueness (steep.features.unique, docs/unique.md): at most one such job at a time
     unique: bool = False
     unique_for: float | None = None  # seconds the lock lasts at most; implies unique
     unique_key: Callable[..., str] | None = None  # called with the job's arguments
     unique_until: str = "finished"  # or "started"
     expires_in: float | None = None  # seconds: discarded if not started by then
-    priority: int = 0  # higher runs first within the queue (steep.priority)
+    priority: int = 0  # higher runs first within the queue (steep.features.priority)
 
     def __post_init__(self) -> None:
         if self.limits is not None:
@@ -67,19 +67,19 @@ class JobOptions:
         if self.unique_for is not None or self.unique_key is not None:
             object.__setattr__(self, "unique", True)
         if self.unique:
-            from steep.unique import check_options
+            from steep.features.unique import check_options
 
             check_options(self)
         if self.expires_in is not None and self.expires_in <= 0:
             raise ValueError(f"expires_in must be > 0 seconds, got {self.expires_in}")
         if self.priority:
-            from steep.priority import check_priority
+            from steep.features.priority import check_priority
 
             check_priority(self.priority)
 
 
 def _check_limits(opts: JobOptions) -> None:
-    from steep.limits import Limiter
+    from steep.features.limits import Limiter
 
     limits = opts.limits
     if isinstance(limits, Limiter):
@@ -87,7 +87,9 @@ def _check_limits(opts: JobOptions) -> None:
     limits = tuple(limits or ())
     bad = [lim for lim in limits if not isinstance(lim, Limiter)]
     if bad:
-        raise ValueError(f"limits must be steep.limits limiters (Concurrency, Window), got {bad!r}")
+        raise ValueError(
+            f"limits must be limiters of steep.features.limits (Concurrency, Window), got {bad!r}"
+        )
     object.__setattr__(opts, "limits", limits)
 
 
@@ -99,7 +101,7 @@ class JobFunction(Generic[P, R]):
         self.name = name
         self.default_options = options
         self.is_async = inspect.iscoroutinefunction(fn)
-        self.iterable = False  # a generator walked in steps (steep.iterable)
+        self.iterable = False  # a generator walked in steps (steep.features.iterable)
         self.signature = inspect.signature(fn)
         self._converters: dict[str, Any] | None = None
         self._return_type: Any = ...
@@ -122,7 +124,7 @@ class JobFunction(Generic[P, R]):
         return BoundJob(self, self.default_options).enqueue(*args, **kwargs)
 
     def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
-        """This call written down, for batches, chains and groups (steep.workflow)."""
+        """This call written down, for batches, chains and groups (steep.features.batches)."""
         return BoundJob(self, self.default_options).s(*args, **kwargs)
 
     def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
@@ -232,12 +234,12 @@ class BoundJob(Generic[P, R]):
         return client.enqueue(self.function.name, self.opts, args, kwargs)
 
     def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
-        from steep.workflow import signature
+        from steep.features.batches.workflow import signature
 
         return signature(self.function.name, self.opts, args, kwargs, immutable=False)
 
     def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
-        from steep.workflow import signature
+        from steep.features.batches.workflow import signature
 
         return signature(self.function.name, self.opts, args, kwargs, immutable=True)
 
@@ -330,7 +332,7 @@ def job(
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
 
-# `@job` keywords that make it a periodic job (steep.cron), not options of each call.
+# `@job` keywords that make it a periodic job (steep.features.cron), not options of each call.
 _CRON_KEYWORDS = ("cron", "timezone", "missed", "grace", "cron_args", "cron_kwargs")
 
 
@@ -350,7 +352,7 @@ def job(
     `cron="0 3 * * *"` (with `timezone`, `missed`, `grace`, `cron_args`, `cron_kwargs`)
     also enqueues it on that schedule (docs/cron.md).
     `iterable=True`: a generator walked in steps that resumes from a saved cursor
-    (see steep.iterable).
+    (see steep.features.iterable).
     """
     periodic = {key: options.pop(key) for key in _CRON_KEYWORDS if key in options}
     if periodic and "cron" not in periodic:
@@ -364,13 +366,13 @@ def job(
             raise TypeError(f"{func.name} is already a job")
         job_name = name or _default_name(func)
         if iterable:
-            from steep.iterable import make_driver
+            from steep.features.iterable import make_driver
 
             func = make_driver(func)
         jf: JobFunction[Any, Any] = JobFunction(func, job_name, opts)
         jf.iterable = iterable
         if periodic:
-            from steep import cron
+            from steep.features import cron
 
             cron.register(jf, **periodic)
         _REGISTRY[job_name] = jf

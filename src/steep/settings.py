@@ -183,7 +183,7 @@ def _import_paths(value: Any) -> tuple[str, ...]:
 
 
 def _cron(value: Any) -> tuple[Any, ...]:
-    from steep.cron import CronProblem, entries_from_config
+    from steep.features.cron import CronProblem, entries_from_config
 
     try:
         return entries_from_config(value)
@@ -263,7 +263,7 @@ class Settings:
     web_password: str | None = None
     web_token: str | None = None
     web_read_only: bool = False
-    cron: Any = ()  # the [cron] table: a tuple of steep.cron.CronEntry once checked
+    cron: Any = ()  # the [cron] table: a tuple of steep.features.cron.CronEntry once checked
 
     def __post_init__(self) -> None:
         for key, check in _CHECKS.items():

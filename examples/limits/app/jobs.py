@@ -6,7 +6,7 @@ import time
 
 from steep import job
 from steep.connection import get_client
-from steep.limits import Concurrency, Window
+from steep.features.limits import Concurrency, Window
 
 # Declared once, at import time, in code both the enqueuing side and the workers import.
 partner_api = Window("partner-api", 10, per=1.0)  # their terms: at most 10 calls a second
@@ -41,6 +41,6 @@ def sync_catalogue(page: int) -> str:
 @job(result_ttl=300)
 def refresh_token() -> str:
     # Inside any code, a limiter also works as a block: waits up to `timeout` seconds
-    # for a slot (steep.limits.LimitTimeout after that).
+    # for a slot (steep.features.limits.LimitTimeout after that).
     with partner_api.acquire(timeout=5):
         return "token refreshed"

@@ -13,8 +13,8 @@ from typing import Any
 
 import redis
 
-from steep import cron
 from steep.connection import SCRIPTS, get_keys
+from steep.features import cron
 from steep.job import new_job_id
 from steep.ops._util import client_or_default, text
 from steep.ops.jobs import OpsError

@@ -18,8 +18,8 @@ from typing import Any
 
 import redis
 
-from steep import priority, progress, unique
 from steep.connection import SCRIPTS, get_keys
+from steep.features import priority, progress, unique
 from steep.job import decode
 from steep.keys import QueueKeys
 from steep.ops._util import client_or_default, text
@@ -63,7 +63,7 @@ class JobInfo:
     error: dict[str, Any] | None = None  # the last error: type, message, traceback, attempt
     result: dict[str, Any] | None = None  # succeeded (or dead with result_ttl): the outcome
     tags: list[str] = field(default_factory=list)
-    # running: the job's last report {"fraction", "message", "at"} (steep.progress)
+    # running: the job's last report {"fraction", "message", "at"} (steep.features.progress)
     progress: dict[str, Any] | None = None
     # iterable jobs: the saved cursor record {"cursor", "steps", "at", "done"}
     cursor: dict[str, Any] | None = None

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import redis
 
 from steep.connection import SCRIPTS, get_keys
+from steep.features.priority import WAKE_TOKEN
 from steep.job import decode_envelope
 from steep.ops._util import client_or_default
-from steep.priority import WAKE_TOKEN
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,8 @@ from typing import Any
 
 import redis
 
-from steep import progress
 from steep.connection import get_keys
+from steep.features import progress
 from steep.job import decode
 from steep.ops._util import client_or_default
 from steep.ops.jobs import OpsError

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from steep import ops
-from steep.humanize import duration
+from steep.ops.humanize import duration
 from steep.web.security import CSRF_COOKIE, new_csrf_token
 
 HERE = Path(__file__).parent

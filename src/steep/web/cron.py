@@ -19,7 +19,7 @@ def _in_zone(ts: float | None, tz: str) -> str:
         return ""
     from datetime import datetime
 
-    from steep.cron import zone
+    from steep.features.cron import zone
 
     return datetime.fromtimestamp(ts, zone(tz)).isoformat(sep=" ", timespec="seconds")
 

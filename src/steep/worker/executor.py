@@ -18,9 +18,10 @@ from typing import Any
 
 import msgspec
 
-from steep import hooks, middleware, progress
+from steep import hooks, middleware
 from steep.context import JobContext, RunState, _current
 from steep.errors import JobTimeout, UnknownJob
+from steep.features import progress
 from steep.job import Envelope, decode_envelope
 from steep.registry import JobFunction, lookup
 from steep.worker.threads import JobThreads

@@ -33,18 +33,18 @@ from redis.exceptions import NoScriptError
 
 from steep import hooks
 from steep.connection import RETRYABLE, SCRIPTS, close_async_client, make_async_client
-from steep.cron import CronTicker
 from steep.errors import Cancelled
-from steep.iterable import Interrupted
+from steep.features.cron import CronTicker
+from steep.features.iterable import Interrupted
 from steep.job import decode_envelope
 from steep.keys import Keys
 from steep.lane import AsyncLane, reply_error
-from steep.metrics import MetricsRecorder
 from steep.registry import lookup_local
-from steep.scheduler import promote_due
 from steep.settings import Settings, get_settings
 from steep.worker.executor import THREAD_STOP_GRACE, Executor, Outcome, Running
 from steep.worker.heartbeat import Heartbeat
+from steep.worker.metrics import MetricsRecorder
+from steep.worker.scheduler import promote_due
 from steep.worker.settle import Settler
 
 log = logging.getLogger("steep.worker")

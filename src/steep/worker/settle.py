@@ -27,9 +27,9 @@ from steep.hooks import Defer, Discard
 from steep.job import encode, encode_envelope
 from steep.keys import QueueKeys
 from steep.lane import AsyncLane
-from steep.retry import backoff_delay, error_record, reason_record
 from steep.settings import Settings
 from steep.worker.executor import Outcome
+from steep.worker.retry import backoff_delay, error_record, reason_record
 
 log = logging.getLogger("steep.worker")
 
@@ -76,8 +76,8 @@ class Settler:
         self._spawn(self._record_verdict(outcome))
 
     def interrupted(self, outcome: Outcome) -> None:
-        """An iterable job that stopped at a step boundary (steep.iterable)."""
-        from steep.iterable import set_aside
+        """An iterable job that stopped at a step boundary (steep.features.iterable)."""
+        from steep.features.iterable import set_aside
 
         self._spawn(set_aside(self, outcome))
 

@@ -27,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from steep.connection import make_client
-from steep.cron import CronTicker
+from steep.features.cron import CronTicker
 from steep.keys import Keys
 from steep.settings import Settings
 from steep.worker.heartbeat import requeue_worker

@@ -35,10 +35,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from steep import hooks, progress
+from steep import hooks
 from steep.connection import SCRIPTS, get_async_client, get_client, get_keys
 from steep.context import JobContext, current_job
 from steep.errors import Cancelled, SteepError
+from steep.features import progress
 from steep.job import decode, encode
 from steep.settings import get_settings
 

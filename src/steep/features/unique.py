@@ -27,9 +27,9 @@ import redis.asyncio
 
 from steep import hooks
 from steep.connection import SCRIPTS, get_keys
+from steep.features.priority import WAKE_TOKEN
 from steep.hooks import Defer
 from steep.job import Envelope, Job, encode_envelope
-from steep.priority import WAKE_TOKEN
 
 if TYPE_CHECKING:
     from steep.context import JobContext

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from steep import ops
 from steep.cli import _fail, console, main
-from steep.cli_ops import _echo_json, _run, _when
+from steep.cli.ops import _echo_json, _run, _when
 
 
 @main.group(invoke_without_command=True)

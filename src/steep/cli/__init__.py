@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from steep.humanize import duration
+from steep.ops.humanize import duration
 from steep.settings import ConfigError, configure, get_settings, redacted_url
 
 if TYPE_CHECKING:
@@ -46,10 +46,10 @@ def _fail(message: str) -> NoReturn:
 # Commands defined in other modules, imported only when one of them runs (or for
 # --help): `steep worker` starts faster without the operations layer loaded.
 _LAZY_COMMANDS = {
-    "cron": "steep.cli_cron",
+    "cron": "steep.cli.cron",
     **dict.fromkeys(
         ("jobs", "queues", "workers", "dead", "batches", "stats", "limits", "web"),
-        "steep.cli_ops",
+        "steep.cli.ops",
     ),
 }
 
@@ -313,6 +313,6 @@ def status(as_json: bool) -> None:
 @click.option("--keep-server", is_flag=True, help="Leave the embedded server running afterwards.")
 def demo(count: int, keep_server: bool) -> None:
     """Start a server and a worker, run sample jobs, and show what happened."""
-    from steep.demo import run_demo
+    from steep.cli.demo import run_demo
 
     sys.exit(run_demo(count, keep_server=keep_server, console=get_console()))

@@ -9,7 +9,7 @@ is final then, unless a member adds more). `on_complete` is enqueued once every
 member has succeeded or died; `on_success` once every member has succeeded. Both get
 the batch's status (a dict) as their first argument. The bookkeeping lives under one
 hash tag per batch (`<ns>:batch:{<id>}`); members are recorded by the worker's batch
-hook (steep.batch_hook) before their own settlement. See docs/batches.md.
+hook (steep.features.batches.hook) before their own settlement. See docs/batches.md.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import redis
 from steep import middleware
 from steep.connection import SCRIPTS, get_client, get_keys
 from steep.context import JobContext, current_job
+from steep.features.batches.workflow import Signature
 from steep.job import Envelope, Job, encode_envelope, new_job_id
-from steep.workflow import Signature
 
 log = logging.getLogger("steep.batch")
 

@@ -11,7 +11,7 @@ Two kinds, declared once in the app's code and named on jobs with
 
 A job over a limit is not run: the worker defers it (back to the scheduled set,
 no attempt spent) with a delay the limiter derives, and goes on with other jobs
-(steep.limits_hook). See docs/limits.md.
+(steep.features.limits.hook). See docs/limits.md.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class Limiter:
             )
         DECLARED[self.name] = self
         # a process that declares a limiter may run jobs limited by it
-        import steep.limits_hook  # noqa: F401  (registers the worker hook)
+        import steep.features.limits.hook  # noqa: F401  (registers the worker hook)
 
     def keys(self) -> LimitKeys:
         return get_keys().limit(self.name)

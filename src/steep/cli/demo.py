@@ -127,7 +127,7 @@ def run_demo(count: int, *, keep_server: bool, console: Console) -> int:
                 "--log-level",
                 "info",
                 "worker",
-                "steep.demo",
+                "steep.cli.demo",
                 "-q",
                 QUEUE,
                 "-p",

@@ -1,4 +1,4 @@
-"""Signatures, chains and groups: workflows built on batches (steep.batches).
+"""Signatures, chains and groups: workflows built on batches (steep.features.batches.batch).
 
 A `Signature` is one job call written down instead of made: `send.s(42)`. It is
 immutable and JSON (it travels inside envelopes: a chain's next steps ride in the
@@ -19,7 +19,7 @@ import msgspec
 from steep.registry import JobOptions
 
 if TYPE_CHECKING:
-    from steep.batches import Batch
+    from steep.features.batches.batch import Batch
     from steep.job import Job
 
 # the JobOptions a signature carries (what the envelope needs; retry_on and backoff
@@ -114,7 +114,7 @@ class Chain:
         """Start the chain: a batch (kind `chain`) whose members are its steps as they run.
 
         `batch_options` are Batch's (on_complete, on_success, meta, ttl, parent)."""
-        from steep.batches import Batch
+        from steep.features.batches.batch import Batch
 
         first, rest = self.steps[0], self.steps[1:]
         b = Batch(description=description, kind="chain", keep_results=True, **batch_options)
@@ -150,7 +150,7 @@ class Group:
 
         With a callback, it is the batch's on_success and gets the list of results
         (in the group's order) as its first argument."""
-        from steep.batches import Batch
+        from steep.features.batches.batch import Batch
 
         if self.callback is not None:
             if "on_success" in batch_options:

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import redis.asyncio
 
 from steep.connection import SCRIPTS
+from steep.features.priority import WAKE_TOKEN
 from steep.keys import QueueKeys
-from steep.priority import WAKE_TOKEN
 
 BATCH = 1000
 

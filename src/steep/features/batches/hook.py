@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from steep import hooks
-from steep.batches import (
+from steep.connection import get_client, get_keys
+from steep.features.batches.batch import (
     add_members,
     deliver,
     derived_id,
@@ -26,9 +27,8 @@ from steep.batches import (
     record,
     unfinished,
 )
-from steep.connection import get_client, get_keys
+from steep.features.batches.workflow import Signature
 from steep.job import Envelope, encode
-from steep.workflow import Signature
 
 if TYPE_CHECKING:
     import redis.asyncio

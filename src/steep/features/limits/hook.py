@@ -1,4 +1,4 @@
-"""The worker side of rate limits (steep.limits): take a job's limits before it
+"""The worker side of rate limits (steep.features.limits): take a job's limits before it
 runs, defer it when one refuses, keep its leases alive while it runs, give them
 back when it ends.
 
@@ -18,7 +18,7 @@ import redis.asyncio
 
 from steep import hooks
 from steep.connection import RETRYABLE
-from steep.limits import DECLARED, Concurrency, Limiter, record_definition, renew_until
+from steep.features.limits import DECLARED, Concurrency, Limiter, record_definition, renew_until
 
 if TYPE_CHECKING:
     from steep.context import JobContext
