@@ -10,12 +10,23 @@ send_report.enqueue(42)
 
 from steep.context import JobContext, current_job
 from steep.errors import Cancelled, JobFailed, JobTimeout, SteepError, UnknownJob
-from steep.features.batches.batch import Batch, BatchStatus, batch, current_batch
-from steep.features.batches.workflow import Signature, chain, chord, group
 from steep.job import Job, JobStatus
 from steep.middleware import Middleware
 from steep.registry import JobFunction, JobOptions, job
 from steep.settings import ConfigError, Settings, configure, get_settings
+
+# The built-in features, after the core they plug into (steep.hooks): importing
+# steep.features registers every one of them.
+from steep.features.batches import (  # isort: skip
+    Batch,
+    BatchStatus,
+    Signature,
+    batch,
+    chain,
+    chord,
+    current_batch,
+    group,
+)
 
 __version__ = "0.1.0"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
 from steep.errors import Cancelled
@@ -13,20 +13,43 @@ class RunState:
     """What the worker and a running job tell each other while it runs.
 
     One per run, shared between the worker (which sets `cancelled` and
-    `stopping`) and the job (which reads them, and reports progress). Plain
-    attributes: a job pays an attribute read to look, never a round trip.
+    `stopping`) and the job (which reads them). Plain attributes: a job pays an
+    attribute read to look, never a round trip. Features keep their per-run state in
+    `features` (progress: its last report) and leave in `cleanups` what the worker
+    must do when the run ends (delete that report); both stay None for the many runs
+    that use no such feature.
     """
 
-    __slots__ = ("cancelled", "progress_at", "progress_pending", "progress_sent", "stopping")
+    __slots__ = ("cancelled", "cleanups", "features", "stopping")
 
     def __init__(self) -> None:
         self.cancelled = False  # an operator cancelled the job
         # why the job should stop at its next step boundary: "" (it should not),
         # "shutdown" (the worker is stopping) or "interrupt" (an operator parks it)
         self.stopping = ""
-        self.progress_at = 0.0  # monotonic time of the last progress write
-        self.progress_sent: tuple[float, str] | None = None  # last written report
-        self.progress_pending: tuple[float, str] | None = None  # throttled, not yet written
+        self.features: dict[str, Any] | None = None
+        # coroutine functions the worker awaits with its async client once the run ends
+        self.cleanups: list[Callable[[Any], Awaitable[None]]] | None = None
+
+
+# The progress reporter (sync, async), set by the feature that records reports
+# (steep.features.progress) when it is imported; see `JobContext.progress`.
+ProgressReporter = tuple[
+    Callable[["JobContext", float, str], None],
+    Callable[["JobContext", float, str], Awaitable[None]],
+]
+_progress_reporter: ProgressReporter | None = None
+
+
+def set_progress_reporter(reporter: ProgressReporter) -> None:
+    global _progress_reporter
+    _progress_reporter = reporter
+
+
+def _reporter() -> ProgressReporter:
+    if _progress_reporter is None:
+        raise RuntimeError("progress reports need steep.features.progress (import steep)")
+    return _progress_reporter
 
 
 class JobContext(NamedTuple):
@@ -56,15 +79,11 @@ class JobContext(NamedTuple):
         Writes through at most every 0.25 s unless the message changes or the fraction
         reaches 1; from an async job prefer `await aprogress(...)`.
         """
-        from steep.features.progress import report
-
-        report(self, fraction, message)
+        _reporter()[0](self, fraction, message)
 
     async def aprogress(self, fraction: float, message: str = "") -> None:
         """`progress` for async jobs: the write does not block the event loop."""
-        from steep.features.progress import areport
-
-        await areport(self, fraction, message)
+        await _reporter()[1](self, fraction, message)
 
 
 _current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar(

@@ -16,20 +16,32 @@ only those hooks are called, in registration order:
 3. `after_settle` — after the settlement is written (succeeded, retrying, dead or
    discarded). Lost if the worker dies in between: anything done here must also have a
    fallback (a lock with a TTL, a sweep).
+
+Two more extension points serve features with a duty of their own:
+
+- `settles(outcome)` / `settle(settler, outcome)` — the hook writes this run's
+  settlement itself instead of the success/retry/dead path (an iterable job stopped at
+  a step boundary goes back to its queue or is parked; no attempt spent).
+- `ticker(settings, keys)` — something the worker's schedule loop calls next to the
+  promotion of scheduled jobs, returning when it is next due (cron's ticks). Built once
+  per process; the supervisor builds it too, to refuse a broken configuration at start.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import redis.asyncio
 
     from steep.context import JobContext
     from steep.job import Envelope
+    from steep.keys import Keys
     from steep.registry import JobFunction
+    from steep.settings import Settings
     from steep.worker.executor import Outcome
+    from steep.worker.settle import Settler
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +64,13 @@ class Discard:
 Verdict = Defer | Discard
 
 
+class Ticker(Protocol):
+    """A periodic duty run by every worker process's schedule loop."""
+
+    async def tick(self, redis: redis.asyncio.Redis) -> float | None:
+        """Do what is due; return when this is next due (epoch seconds), or None."""
+
+
 class Hook:
     """Base class of a feature's worker hooks; override what the feature needs."""
 
@@ -71,8 +90,22 @@ class Hook:
     async def after_settle(self, redis: redis.asyncio.Redis, outcome: Outcome) -> None:
         return None
 
+    def settles(self, outcome: Outcome) -> bool:
+        """True when this hook writes the outcome's settlement itself (`settle`)."""
+        return False
+
+    async def settle(self, settler: Settler, outcome: Outcome) -> None:
+        raise NotImplementedError
+
+    def ticker(self, settings: Settings, keys: Keys) -> Ticker | None:
+        """The periodic duty this feature gives each worker process, or None."""
+        return None
+
 
 _HOOKS: list[Hook] = []
+# the hooks that look at each job (those that override `concerns`): a ticker-only
+# hook costs a job nothing
+_JOB_HOOKS: list[Hook] = []
 
 
 def register(hook: Hook) -> Hook:
@@ -80,12 +113,23 @@ def register(hook: Hook) -> Hook:
     for i, existing in enumerate(_HOOKS):
         if existing.name == hook.name:
             _HOOKS[i] = hook
-            return hook
-    _HOOKS.append(hook)
+            break
+    else:
+        _HOOKS.append(hook)
+    _JOB_HOOKS[:] = [h for h in _HOOKS if type(h).concerns is not Hook.concerns]
     return hook
 
 
+def registered() -> tuple[Hook, ...]:
+    return tuple(_HOOKS)
+
+
+def tickers(settings: Settings, keys: Keys) -> list[Ticker]:
+    """Every registered feature's periodic duty for one worker process."""
+    return [t for hook in _HOOKS if (t := hook.ticker(settings, keys)) is not None]
+
+
 def hooks_for(envelope: Envelope, function: JobFunction[Any, Any] | None) -> tuple[Hook, ...]:
-    if not _HOOKS:
+    if not _JOB_HOOKS:
         return ()
-    return tuple(h for h in _HOOKS if h.concerns(envelope, function))
+    return tuple(h for h in _JOB_HOOKS if h.concerns(envelope, function))

@@ -67,7 +67,7 @@ class ConfigError(Exception):
     """A setting is unknown, malformed or out of range; the message says where and why."""
 
 
-class _Invalid(Exception):
+class Invalid(Exception):
     """A value failed a check; args are (what it must be, what it was). `path` leads to
     the bad part inside a table-valued setting (`[cron.NAME]`), for its name and line."""
 
@@ -82,7 +82,7 @@ def _type_name(value: Any) -> str:
 
 def _string(value: Any) -> str:
     if not isinstance(value, str):
-        raise _Invalid("a string", _type_name(value))
+        raise Invalid("a string", _type_name(value))
     return value
 
 
@@ -90,7 +90,7 @@ def _choice(*options: str, upper: bool = False) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         text = _string(value)
         if (text.upper() if upper else text) not in options:
-            raise _Invalid("one of " + ", ".join(options), repr(text))
+            raise Invalid("one of " + ", ".join(options), repr(text))
         return text.upper() if upper else text
 
     return check
@@ -103,11 +103,11 @@ def _number(kind: type[int] | type[float], low: int, above: bool = False) -> Cal
     def check(value: Any) -> Any:
         # bool is an int subclass, but `concurrency = true` is a mistake, not a 1.
         if isinstance(value, bool) or not isinstance(value, accepted):
-            raise _Invalid("an integer" if kind is int else "a number", _type_name(value))
+            raise Invalid("an integer" if kind is int else "a number", _type_name(value))
         if not math.isfinite(value):
-            raise _Invalid("a finite number", repr(value))
+            raise Invalid("a finite number", repr(value))
         if value < low or (above and value == low):
-            raise _Invalid(f"greater than {low}" if above else f"at least {low}", repr(value))
+            raise Invalid(f"greater than {low}" if above else f"at least {low}", repr(value))
         return kind(value)
 
     return check
@@ -116,18 +116,18 @@ def _number(kind: type[int] | type[float], low: int, above: bool = False) -> Cal
 def _name(value: Any) -> str:
     # Braces would break the Redis Cluster hash tags in key names (see keys.py).
     if not re.fullmatch(r"[^\s{}]+", text := _string(value)):
-        raise _Invalid("a non-empty name without spaces, '{' or '}'", repr(text))
+        raise Invalid("a non-empty name without spaces, '{' or '}'", repr(text))
     return text
 
 
 def _queues(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list | tuple):
-        raise _Invalid("an array of queue names", _type_name(value))
+        raise Invalid("an array of queue names", _type_name(value))
     if odd := [item for item in value if not isinstance(item, str)]:
-        raise _Invalid("an array of queue names", f"an array containing {_type_name(odd[0])}")
+        raise Invalid("an array of queue names", f"an array containing {_type_name(odd[0])}")
     names = tuple(_name(item) for item in value)
     if not names or len(set(names)) != len(names):
-        raise _Invalid("a non-empty array of distinct queue names", repr(list(names)))
+        raise Invalid("a non-empty array of distinct queue names", repr(list(names)))
     return names
 
 
@@ -135,15 +135,15 @@ def _redis_url(value: Any) -> str | None:
     if not (text := None if value is None else _string(value)):
         return None
     if not text.lower().startswith(("redis://", "rediss://", "unix://")):
-        raise _Invalid("a redis://, rediss:// or unix:// URL", repr(redacted_url(text)))
+        raise Invalid("a redis://, rediss:// or unix:// URL", repr(redacted_url(text)))
     return text
 
 
 def _data_dir(value: Any) -> Path:
     if not isinstance(value, str | os.PathLike):
-        raise _Invalid("a path", _type_name(value))
+        raise Invalid("a path", _type_name(value))
     if not os.fspath(value):
-        raise _Invalid("a non-empty path", "''")
+        raise Invalid("a non-empty path", "''")
     return Path(value).expanduser()
 
 
@@ -169,26 +169,21 @@ def _flag(value: Any) -> bool:
         "off",
     ):
         return value.lower() in ("1", "true", "yes", "on")
-    raise _Invalid("true or false", repr(value) if isinstance(value, str) else _type_name(value))
+    raise Invalid("true or false", repr(value) if isinstance(value, str) else _type_name(value))
 
 
 def _import_paths(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list | tuple):
-        raise _Invalid('an array of "module:attribute" paths', _type_name(value))
+        raise Invalid('an array of "module:attribute" paths', _type_name(value))
     for item in value:
         text = _string(item)
         if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", text):
-            raise _Invalid('an array of "module:attribute" paths', repr(text))
+            raise Invalid('an array of "module:attribute" paths', repr(text))
     return tuple(value)
 
 
-def _cron(value: Any) -> tuple[Any, ...]:
-    from steep.features.cron import CronProblem, entries_from_config
-
-    try:
-        return entries_from_config(value)
-    except CronProblem as exc:
-        raise _Invalid(exc.what, exc.got, exc.path) from None
+def _as_given(value: Any) -> Any:
+    return value
 
 
 _CHECKS: dict[str, Callable[[Any], Any]] = {
@@ -214,12 +209,21 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "web_password": _optional_string,
     "web_token": _optional_string,
     "web_read_only": _flag,
-    "cron": _cron,
+    # checked by the feature that owns it (register_check)
+    "cron": _as_given,
 }
 FIELDS = tuple(_CHECKS)
 
 
-def _must(key: str, exc: _Invalid) -> str:
+def register_check(key: str, check: Callable[[Any], Any]) -> None:
+    """A feature's check of its own table-valued setting (cron's `[cron]` table): called
+    with the value as given, returns it checked, raises `Invalid` naming the bad part."""
+    if key not in _CHECKS:
+        raise KeyError(f"no setting named {key!r}")
+    _CHECKS[key] = check
+
+
+def _must(key: str, exc: Invalid) -> str:
     return f"'{'.'.join((key, *exc.path))}' must be {exc.args[0]}, got {exc.args[1]}"
 
 
@@ -269,7 +273,7 @@ class Settings:
         for key, check in _CHECKS.items():
             try:
                 value = check(getattr(self, key))
-            except _Invalid as exc:
+            except Invalid as exc:
                 raise ConfigError(f"Settings: {_must(key, exc)}") from None
             if key == "data_dir":
                 # Absolute, so a later chdir cannot send processes to different servers.
@@ -397,7 +401,7 @@ class _FileReader:
             else:
                 try:
                     values[key] = _CHECKS[key](value)
-                except _Invalid as exc:
+                except Invalid as exc:
                     where = self.where(*table, key, *exc.path)
                     raise ConfigError(f"{where}: {_must(key, exc)}") from None
         if "data_dir" in values:
@@ -437,7 +441,7 @@ def load_settings(cwd: Path | None = None, environ: Mapping[str, str] | None = N
     def from_var(name: str, key: str, value: str) -> Any:
         try:
             return _CHECKS[key](value)
-        except _Invalid as exc:
+        except Invalid as exc:
             raise ConfigError(f"{name}: {exc.args[1]} is not {exc.args[0]}") from None
 
     env = from_var("STEEP_ENV", "env", raw) if (raw := var("STEEP_ENV")) else None

@@ -24,6 +24,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from steep import hooks
+from steep import settings as steep_settings
 from steep.job import Envelope, encode_envelope
 
 if TYPE_CHECKING:
@@ -440,3 +442,23 @@ class CronTicker:
 
 def _iso(ts: float, tz: str) -> str:
     return datetime.fromtimestamp(ts, zone(tz)).isoformat()
+
+
+class _CronHook(hooks.Hook):
+    """Gives each worker process the ticker of the entries it knows."""
+
+    name = "cron"
+
+    def ticker(self, settings: Settings, keys: Keys) -> CronTicker | None:
+        return CronTicker.for_worker(settings, keys)
+
+
+def _check_table(value: Any) -> tuple[CronEntry, ...]:
+    try:
+        return entries_from_config(value)
+    except CronProblem as exc:
+        raise steep_settings.Invalid(exc.what, exc.got, exc.path) from None
+
+
+hooks.register(_CronHook())
+steep_settings.register_check("cron", _check_table)

@@ -246,6 +246,12 @@ class _CursorHook(hooks.Hook):
         if outcome.ok:
             await redis.delete(get_keys().queue(outcome.queue).cursor(outcome.job_id))
 
+    def settles(self, outcome: Outcome) -> bool:
+        return type(outcome.exc) is Interrupted
+
+    async def settle(self, settler: Settler, outcome: Outcome) -> None:
+        await set_aside(settler, outcome)
+
 
 _CURSOR_HOOK = _CursorHook()
 

@@ -20,6 +20,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
+from steep import context
 from steep.connection import RETRYABLE, get_async_client, get_client, get_keys
 from steep.job import decode, encode
 
@@ -45,24 +46,56 @@ def _checked(fraction: float, message: str) -> float:
     return float(fraction)
 
 
+class _Reports:
+    """One run's reports: the last one written, and the one held back by the throttle."""
+
+    __slots__ = ("at", "pending", "sent")
+
+    def __init__(self) -> None:
+        self.at = 0.0  # monotonic time of the last write
+        self.sent: tuple[float, str] | None = None
+        self.pending: tuple[float, str] | None = None
+
+
+def _reports(run: RunState) -> _Reports:
+    if run.features is None:
+        run.features = {}
+    reports = run.features.get("progress")
+    if reports is None:
+        reports = run.features["progress"] = _Reports()
+    return reports
+
+
 def _due(run: RunState, fraction: float, message: str) -> bool:
     """Write this report now? If not, keep it as the pending one."""
-    sent = run.progress_sent
+    reports = _reports(run)
+    sent = reports.sent
     if (
         sent is None
         or fraction >= 1.0
         or sent[1] != message
-        or time.monotonic() - run.progress_at >= THROTTLE
+        or time.monotonic() - reports.at >= THROTTLE
     ):
         return True
-    run.progress_pending = (fraction, message)
+    reports.pending = (fraction, message)
     return False
 
 
-def _sent(run: RunState, fraction: float, message: str) -> None:
-    run.progress_sent = (fraction, message)
-    run.progress_pending = None
-    run.progress_at = time.monotonic()
+def _sent(ctx: JobContext, run: RunState, fraction: float, message: str) -> None:
+    reports = _reports(run)
+    if reports.sent is None:
+        # the first report written: the worker deletes it when the run ends
+        queue, job_id = ctx.queue, ctx.id
+
+        async def cleanup(redis: Any) -> None:
+            await clear(redis, queue, job_id)
+
+        if run.cleanups is None:
+            run.cleanups = []
+        run.cleanups.append(cleanup)
+    reports.sent = (fraction, message)
+    reports.pending = None
+    reports.at = time.monotonic()
 
 
 def record(fraction: float, message: str) -> bytes:
@@ -82,7 +115,7 @@ def report(ctx: JobContext, fraction: float, message: str = "") -> None:
     except RETRYABLE as exc:
         log.warning("progress of job %s not recorded: %s", ctx.id, exc)
         return
-    _sent(run, fraction, message)
+    _sent(ctx, run, fraction, message)
 
 
 async def areport(ctx: JobContext, fraction: float, message: str = "") -> None:
@@ -98,21 +131,24 @@ async def areport(ctx: JobContext, fraction: float, message: str = "") -> None:
     except RETRYABLE as exc:
         log.warning("progress of job %s not recorded: %s", ctx.id, exc)
         return
-    _sent(run, fraction, message)
+    _sent(ctx, run, fraction, message)
 
 
 def add_pending(pipe: Any, ctx: JobContext) -> None:
     """Queue the held-back report, if any, on a pipeline the caller sends anyway."""
     run = ctx.run
-    if run is None or run.progress_pending is None:
+    if run is None or run.features is None or "progress" not in run.features:
         return
-    fraction, message = run.progress_pending
+    pending = _reports(run).pending
+    if pending is None:
+        return
+    fraction, message = pending
     pipe.set(get_keys().queue(ctx.queue).progress(ctx.id), record(fraction, message), ex=TTL)
-    _sent(run, fraction, message)
+    _sent(ctx, run, fraction, message)
 
 
 async def clear(redis: Any, queue: str, job_id: str) -> None:
-    """Delete a finished run's report (the worker calls this only if the run reported)."""
+    """Delete a finished run's report (a cleanup of the runs that reported)."""
     try:
         await redis.delete(get_keys().queue(queue).progress(job_id))
     except RETRYABLE as exc:  # its TTL removes it later
@@ -128,3 +164,6 @@ def parse(raw: bytes | None) -> dict[str, Any] | None:
     except Exception:
         return None
     return data if isinstance(data, dict) else None
+
+
+context.set_progress_reporter((report, areport))

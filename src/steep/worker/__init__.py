@@ -1,9 +1,9 @@
-"""Worker side: the supervisor, worker processes, the executor and the heartbeat."""
+"""Worker side: the supervisor, worker processes, the executor and the heartbeat.
 
-import steep.features.batches.hook  # noqa: F401  (registers the batch hook)
+It knows no feature: the features take part in a run through `steep.hooks`, and
+register their hooks when `steep` is imported (steep.features).
+"""
 
-# features whose worker hooks register on import (steep.hooks)
-from steep.features import expiry, unique  # noqa: F401
 from steep.worker.process import QueueSpec, WorkerProcess, parse_queues
 from steep.worker.supervisor import Supervisor
 

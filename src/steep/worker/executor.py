@@ -21,7 +21,6 @@ import msgspec
 from steep import hooks, middleware
 from steep.context import JobContext, RunState, _current
 from steep.errors import JobTimeout, UnknownJob
-from steep.features import progress
 from steep.job import Envelope, decode_envelope
 from steep.registry import JobFunction, lookup
 from steep.worker.threads import JobThreads
@@ -201,7 +200,7 @@ class Executor:
             running.state,
         )
         running.name = envelope.name
-        if hooks._HOOKS:
+        if hooks._JOB_HOOKS:
             outcome.hooks = hooks.hooks_for(envelope, function)
             if outcome.hooks and await self._before_run(outcome, ctx):
                 return outcome
@@ -235,8 +234,9 @@ class Executor:
                 exc = RuntimeError(f"job raised {type(exc).__name__}")
             outcome.exc = exc
         outcome.duration = time.perf_counter() - started
-        if running.state.progress_sent is not None:
-            await progress.clear(self.redis, queue, job_id)
+        if running.state.cleanups:
+            for cleanup in running.state.cleanups:
+                await cleanup(self.redis)
         return outcome
 
     async def _before_run(self, outcome: Outcome, ctx: JobContext) -> bool:

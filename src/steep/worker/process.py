@@ -34,8 +34,6 @@ from redis.exceptions import NoScriptError
 from steep import hooks
 from steep.connection import RETRYABLE, SCRIPTS, close_async_client, make_async_client
 from steep.errors import Cancelled
-from steep.features.cron import CronTicker
-from steep.features.iterable import Interrupted
 from steep.job import decode_envelope
 from steep.keys import Keys
 from steep.lane import AsyncLane, reply_error
@@ -139,7 +137,8 @@ class WorkerProcess:
         # job id -> already settled? (a thread that ignores a cancel is settled early)
         self._cancelled: dict[str, bool] = {}
         self.metrics = MetricsRecorder(self.keys)
-        self.cron = CronTicker.for_worker(self.settings, self.keys)  # None: no periodic jobs
+        # the features' periodic duties (cron's ticks), run by the schedule loop
+        self.tickers = hooks.tickers(self.settings, self.keys)
 
     # -- control, callable from signal handlers and the heartbeat thread -----------
 
@@ -605,9 +604,10 @@ class WorkerProcess:
             # it could not start (unknown name, bad arguments): the features it uses
             # (its batch, its unique lock) still hear that it died
             outcome.hooks = hooks.hooks_for(outcome.envelope, outcome.function)
-        if type(outcome.exc) is Interrupted:
-            self.settler.interrupted(outcome)
-            return
+        for hook in outcome.hooks:
+            if hook.settles(outcome):
+                self.settler.settled_by(hook, outcome)
+                return
         if outcome.ok:
             self.processed += 1
             self.settler.succeeded(outcome)
@@ -629,9 +629,10 @@ class WorkerProcess:
         while not self._stop.is_set():
             try:
                 next_due = await promote_due(self.redis, list(self.qkeys.values()))
-                if self.cron is not None:
-                    tick = await self.cron.tick(self.redis)
-                    next_due = tick if next_due is None else min(next_due, tick)
+                for ticker in self.tickers:
+                    tick = await ticker.tick(self.redis)
+                    if tick is not None:
+                        next_due = tick if next_due is None else min(next_due, tick)
             except RETRYABLE as exc:
                 log.warning("cannot promote scheduled jobs (%s)", exc)
                 next_due = None

@@ -23,7 +23,7 @@ import msgspec
 import redis.asyncio
 
 from steep.connection import RETRYABLE, SCRIPTS
-from steep.hooks import Defer, Discard
+from steep.hooks import Defer, Discard, Hook
 from steep.job import encode, encode_envelope
 from steep.keys import QueueKeys
 from steep.lane import AsyncLane
@@ -75,11 +75,9 @@ class Settler:
         """A job a hook decided not to run now (deferred) or at all (discarded)."""
         self._spawn(self._record_verdict(outcome))
 
-    def interrupted(self, outcome: Outcome) -> None:
-        """An iterable job that stopped at a step boundary (steep.features.iterable)."""
-        from steep.features.iterable import set_aside
-
-        self._spawn(set_aside(self, outcome))
+    def settled_by(self, hook: Hook, outcome: Outcome) -> None:
+        """A run whose settlement a feature's hook writes itself (steep.hooks)."""
+        self._spawn(hook.settle(self, outcome))
 
     async def close(self) -> None:
         """Write everything still buffered, then let run() return."""

@@ -26,8 +26,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from steep import hooks
 from steep.connection import make_client
-from steep.features.cron import CronTicker
 from steep.keys import Keys
 from steep.settings import Settings
 from steep.worker.heartbeat import requeue_worker
@@ -111,7 +111,7 @@ class Supervisor:
     def run(self) -> int:
         for module in self.modules:
             importlib.import_module(module)
-        CronTicker.for_worker(self.settings, Keys(self.settings.namespace))  # fail here, once
+        hooks.tickers(self.settings, Keys(self.settings.namespace))  # fail here, once
         self.client = make_client(self.settings)  # also starts the embedded server if needed
         self.client.ping()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGTSTP):
