@@ -15,10 +15,9 @@ from typing import Any
 
 from steep import middleware
 from steep.connection import SCRIPTS, get_async_client, get_client, get_keys
-from steep.features import expiry, priority, unique
 from steep.job import Envelope, Job, encode_envelope, new_job_id
 from steep.lane import run_idempotent
-from steep.registry import JobOptions
+from steep.options import JobOptions
 
 _known_queues: set[tuple[str, str]] = set()
 
@@ -59,15 +58,8 @@ def _envelope(
     )
     if opts.tags:
         envelope.tags = list(opts.tags)
-    if opts.limits is not None:
-        # named in the envelope so `.options(limits=...)` reaches the worker
-        envelope.meta["limits"] = [limiter.name for limiter in opts.limits]
-    if opts.unique:
-        unique.stamp(envelope, opts)
-    if opts.expires_in is not None:
-        expiry.stamp(envelope, opts.expires_in, at)
-    if opts.priority:
-        envelope.priority = opts.priority
+    for feature in opts.active:  # the features this job uses write their part
+        feature.stamp(envelope, opts, at)
     return envelope
 
 
@@ -129,11 +121,9 @@ def enqueue(
         queues_key = _note_queue(envelope.queue)
         if queues_key is not None:
             client.sadd(queues_key, envelope.queue)
-        if envelope.unique_key is not None:
-            return unique.push(client, [envelope], [payload], opts, at)[0]
-        if envelope.priority:
-            priority.push(client, envelope.queue, [envelope], [payload], at)
-            return _handle(envelope)
+        if opts.pusher is not None:
+            pushed = opts.pusher.push(client, [envelope], [payload], opts, at)
+            return pushed[0] if pushed else _handle(envelope)
         run_idempotent(
             SCRIPTS.enqueue, client, _queue_keys(envelope.queue), _argv(envelope.id, payload, at)
         )
@@ -155,11 +145,9 @@ async def aenqueue(
         queues_key = _note_queue(envelope.queue)
         if queues_key is not None:
             await client.sadd(queues_key, envelope.queue)  # type: ignore[misc]
-        if envelope.unique_key is not None:
-            return (await unique.apush(client, [envelope], [payload], opts, at))[0]
-        if envelope.priority:
-            await priority.apush(client, envelope.queue, [envelope], [payload], at)
-            return _handle(envelope)
+        if opts.pusher is not None:
+            pushed = await opts.pusher.apush(client, [envelope], [payload], opts, at)
+            return pushed[0] if pushed else _handle(envelope)
         await SCRIPTS.enqueue.run_async(
             client, _queue_keys(envelope.queue), _argv(envelope.id, payload, at)
         )
@@ -201,17 +189,13 @@ def enqueue_many(
         return jobs
     chain = middleware.chains()[0]
     with middleware.around_enqueue(chain, envelopes) if chain else _NO_MIDDLEWARE:
-        if opts.unique or opts.priority:
+        if opts.pusher is not None:
             payloads = [encode_envelope(e) for e in envelopes]
             client = get_client()
             queues_key = _note_queue(opts.queue)
             if queues_key is not None:
                 client.sadd(queues_key, opts.queue)
-            if opts.unique:
-                # each job is checked against its lock (and the ones before it in the batch)
-                return unique.push(client, envelopes, payloads, opts)
-            priority.push(client, opts.queue, envelopes, payloads)
-            return jobs
+            return opts.pusher.push(client, envelopes, payloads, opts, None) or jobs
         _push_many(opts.queue, _encode_many(envelopes))
     return jobs
 
@@ -246,11 +230,8 @@ async def aenqueue_many(
         queues_key = _note_queue(opts.queue)
         if queues_key is not None:
             await client.sadd(queues_key, opts.queue)  # type: ignore[misc]
-        if opts.unique:
-            return await unique.apush(client, envelopes, argv[1::3], opts)
-        if opts.priority:
-            await priority.apush(client, opts.queue, envelopes, argv[1::3])
-            return jobs
+        if opts.pusher is not None:
+            return await opts.pusher.apush(client, envelopes, argv[1::3], opts, None) or jobs
         keys = _queue_keys(opts.queue)
         step = _CHUNK * 3
         for start in range(0, len(argv), step):

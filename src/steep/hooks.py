@@ -29,19 +29,20 @@ Two more extension points serve features with a duty of their own:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+
+from steep.errors import JobTimeout
 
 if TYPE_CHECKING:
     import redis.asyncio
 
     from steep.context import JobContext
     from steep.job import Envelope
-    from steep.keys import Keys
+    from steep.keys import Keys, QueueKeys
     from steep.registry import JobFunction
     from steep.settings import Settings
-    from steep.worker.executor import Outcome
-    from steep.worker.settle import Settler
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,74 @@ class Discard:
 
 
 Verdict = Defer | Discard
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One run of one claimed job, as the worker settles it and the hooks see it."""
+
+    queue: str
+    job_id: str
+    payload: bytes
+    envelope: Envelope | None
+    function: JobFunction[Any, Any] | None
+    ok: bool = False
+    value: Any = None
+    exc: BaseException | None = None
+    # "" for an ordinary failure of the job's code; otherwise why it could not
+    # run at all (these go straight to the dead set)
+    reason: str = ""
+    duration: float = 0.0
+    stuck: bool = False
+    # the feature hooks concerned with this job (steep.hooks), and whether their
+    # after_run has been called
+    hooks: tuple[Hook, ...] = ()
+    hooks_ran: bool = False
+    # set when a hook decided the job does not run now (deferred) or at all
+    verdict: Defer | Discard | None = None
+
+    @property
+    def name(self) -> str:
+        return self.envelope.name if self.envelope else "?"
+
+    @property
+    def retryable(self) -> bool:
+        if self.reason or self.function is None or self.exc is None:
+            return False
+        return isinstance(self.exc, (self.function.default_options.retry_on, JobTimeout))
+
+    @property
+    def will_retry(self) -> bool:
+        """A failed attempt that will be retried (so the job is not finished yet)."""
+        return (
+            not self.ok
+            and self.verdict is None
+            and self.retryable
+            and self.envelope is not None
+            and self.envelope.attempt + 1 <= self.envelope.retries
+        )
+
+    async def run_after_hooks(self, redis: Any) -> None:
+        """Each concerned hook's after_run, once (see steep.hooks)."""
+        if self.hooks and not self.hooks_ran:
+            for hook in self.hooks:
+                await hook.after_run(redis, self)
+            self.hooks_ran = True
+
+
+class Settling(Protocol):
+    """What a hook that writes a run's settlement itself (`Hook.settle`) gets from the
+    worker process: its id, its queues' keys, and a way to write through trouble."""
+
+    worker_id: str
+    qkeys: Mapping[str, QueueKeys]
+
+    async def with_retries(
+        self, outcome: Outcome, doing: str, step: Callable[[Any], Awaitable[Any]]
+    ) -> bool:
+        """Run `step(redis)` through connection trouble; False if it could not be done
+        (the job then stays in flight and runs again later: nothing is lost)."""
+        ...
 
 
 class Ticker(Protocol):
@@ -94,7 +163,7 @@ class Hook:
         """True when this hook writes the outcome's settlement itself (`settle`)."""
         return False
 
-    async def settle(self, settler: Settler, outcome: Outcome) -> None:
+    async def settle(self, settler: Settling, outcome: Outcome) -> None:
         raise NotImplementedError
 
     def ticker(self, settings: Settings, keys: Keys) -> Ticker | None:

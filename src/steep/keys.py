@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Pushed onto `queued` to wake a worker blocked on it when a job waits elsewhere (in
+# `prioritized`); never a job id, since ids have no spaces (docs/protocol.md).
+WAKE_TOKEN = "steep wake"
+
 
 @dataclass(frozen=True, slots=True)
 class QueueKeys:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib
 import inspect
@@ -10,87 +9,20 @@ import sys
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, TypeVar, overload
 
+from steep import client
+from steep import options as steep_options
 from steep.errors import UnknownJob
 from steep.job import Job
-
-if TYPE_CHECKING:
-    from steep.features.batches.workflow import Signature
+from steep.options import JobOptions
+from steep.signature import Signature, signature
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 # Argument types that need no conversion back from their JSON form.
 _JSON_NATIVE: frozenset[Any] = frozenset({int, str, float, bool, type(None), Any, list, dict})
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class JobOptions:
-    """How a job is run. Set on `@job(...)`, overridable per call with `.options(...)`."""
-
-    queue: str = "default"
-    retries: int = 5
-    timeout: float | None = None
-    result_ttl: int | None = None
-    retry_on: tuple[type[BaseException], ...] = (Exception,)
-    backoff: float = 5.0  # seconds before the first retry; doubles each attempt, plus jitter
-    max_backoff: float = 3600.0
-    tags: tuple[str, ...] = ()  # labels to find the job by (ops filters, dashboard)
-    # steep.features.limits limiters that must all admit the job before it runs (None: no say)
-    limits: tuple[Any, ...] | None = None
-    # uniqueness (steep.features.unique, docs/unique.md): at most one such job at a time
-    unique: bool = False
-    unique_for: float | None = None  # seconds the lock lasts at most; implies unique
-    unique_key: Callable[..., str] | None = None  # called with the job's arguments
-    unique_until: str = "finished"  # or "started"
-    expires_in: float | None = None  # seconds: discarded if not started by then
-    priority: int = 0  # higher runs first within the queue (steep.features.priority)
-
-    def __post_init__(self) -> None:
-        if self.limits is not None:
-            _check_limits(self)
-        if isinstance(self.tags, str):
-            object.__setattr__(self, "tags", (self.tags,))
-        elif not isinstance(self.tags, tuple):
-            object.__setattr__(self, "tags", tuple(self.tags))
-        if not all(isinstance(tag, str) and tag for tag in self.tags):
-            raise ValueError(f"tags must be non-empty strings, got {self.tags!r}")
-        if not self.queue or any(c in self.queue for c in "{}: \t\n"):
-            raise ValueError(f"invalid queue name {self.queue!r}: no braces, colons or spaces")
-        if self.retries < 0:
-            raise ValueError(f"retries must be >= 0, got {self.retries}")
-        if self.timeout is not None and self.timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {self.timeout}")
-        if self.result_ttl is not None and self.result_ttl <= 0:
-            raise ValueError(f"result_ttl must be > 0 seconds, got {self.result_ttl}")
-        if self.unique_for is not None or self.unique_key is not None:
-            object.__setattr__(self, "unique", True)
-        if self.unique:
-            from steep.features.unique import check_options
-
-            check_options(self)
-        if self.expires_in is not None and self.expires_in <= 0:
-            raise ValueError(f"expires_in must be > 0 seconds, got {self.expires_in}")
-        if self.priority:
-            from steep.features.priority import check_priority
-
-            check_priority(self.priority)
-
-
-def _check_limits(opts: JobOptions) -> None:
-    from steep.features.limits import Limiter
-
-    limits = opts.limits
-    if isinstance(limits, Limiter):
-        limits = (limits,)
-    limits = tuple(limits or ())
-    bad = [lim for lim in limits if not isinstance(lim, Limiter)]
-    if bad:
-        raise ValueError(
-            f"limits must be limiters of steep.features.limits (Concurrency, Window), got {bad!r}"
-        )
-    object.__setattr__(opts, "limits", limits)
 
 
 class JobFunction(Generic[P, R]):
@@ -101,7 +33,6 @@ class JobFunction(Generic[P, R]):
         self.name = name
         self.default_options = options
         self.is_async = inspect.iscoroutinefunction(fn)
-        self.iterable = False  # a generator walked in steps (steep.features.iterable)
         self.signature = inspect.signature(fn)
         self._converters: dict[str, Any] | None = None
         self._return_type: Any = ...
@@ -118,7 +49,7 @@ class JobFunction(Generic[P, R]):
 
     def options(self, **overrides: Any) -> BoundJob[P, R]:
         """The same job with some options changed for the calls made through it."""
-        return BoundJob(self, dataclasses.replace(self.default_options, **overrides))
+        return BoundJob(self, self.default_options.replace(**overrides))
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         return BoundJob(self, self.default_options).enqueue(*args, **kwargs)
@@ -229,59 +160,39 @@ class BoundJob(Generic[P, R]):
         self.opts = opts
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
-        from steep import client
-
         return client.enqueue(self.function.name, self.opts, args, kwargs)
 
     def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
-        from steep.features.batches.workflow import signature
-
         return signature(self.function.name, self.opts, args, kwargs, immutable=False)
 
     def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
-        from steep.features.batches.workflow import signature
-
         return signature(self.function.name, self.opts, args, kwargs, immutable=True)
 
     def enqueue_in(self, delay: float | timedelta, *args: P.args, **kwargs: P.kwargs) -> Job:
-        from steep import client
-
         return client.enqueue(self.function.name, self.opts, args, kwargs, at=client.due(delay))
 
     def enqueue_at(self, when: datetime, *args: P.args, **kwargs: P.kwargs) -> Job:
-        from steep import client
-
         return client.enqueue(self.function.name, self.opts, args, kwargs, at=client.due(when))
 
     def enqueue_many(
         self, calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict]]
     ) -> list[Job]:
-        from steep import client
-
         return client.enqueue_many(self.function.name, self.opts, calls)
 
     async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
-        from steep import client
-
         return await client.aenqueue(self.function.name, self.opts, args, kwargs)
 
     async def aenqueue_in(self, delay: float | timedelta, *args: P.args, **kwargs: P.kwargs) -> Job:
-        from steep import client
-
         at = client.due(delay)
         return await client.aenqueue(self.function.name, self.opts, args, kwargs, at=at)
 
     async def aenqueue_at(self, when: datetime, *args: P.args, **kwargs: P.kwargs) -> Job:
-        from steep import client
-
         at = client.due(when)
         return await client.aenqueue(self.function.name, self.opts, args, kwargs, at=at)
 
     async def aenqueue_many(
         self, calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict]]
     ) -> list[Job]:
-        from steep import client
-
         return await client.aenqueue_many(self.function.name, self.opts, calls)
 
 
@@ -332,16 +243,11 @@ def job(
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
 
-# `@job` keywords that make it a periodic job (steep.features.cron), not options of each call.
-_CRON_KEYWORDS = ("cron", "timezone", "missed", "grace", "cron_args", "cron_kwargs")
-
-
 def job(
     fn: Callable[..., Any] | None = None,
     /,
     *,
     name: str | None = None,
-    iterable: bool = False,
     **options: Any,
 ) -> Any:
     """Register a function (sync or async) as a job.
@@ -354,9 +260,8 @@ def job(
     `iterable=True`: a generator walked in steps that resumes from a saved cursor
     (see steep.features.iterable).
     """
-    periodic = {key: options.pop(key) for key in _CRON_KEYWORDS if key in options}
-    if periodic and "cron" not in periodic:
-        raise TypeError(f"@job: {', '.join(periodic)} only go with cron=...")
+    # keywords that act once, at registration (cron, iterable), by feature
+    at_registration = steep_options.split_keywords(options)
     if "retry_on" in options and isinstance(options["retry_on"], type):
         options["retry_on"] = (options["retry_on"],)
     opts = JobOptions(**options)
@@ -365,16 +270,11 @@ def job(
         if isinstance(func, JobFunction):
             raise TypeError(f"{func.name} is already a job")
         job_name = name or _default_name(func)
-        if iterable:
-            from steep.features.iterable import make_driver
-
-            func = make_driver(func)
+        for feature, keywords in at_registration.items():
+            func = feature.registering(func, keywords)
         jf: JobFunction[Any, Any] = JobFunction(func, job_name, opts)
-        jf.iterable = iterable
-        if periodic:
-            from steep.features import cron
-
-            cron.register(jf, **periodic)
+        for feature, keywords in at_registration.items():
+            feature.registered(jf, keywords)
         _REGISTRY[job_name] = jf
         return jf
 

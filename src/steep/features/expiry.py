@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from steep import hooks
+from steep import hooks, options
 from steep.job import Envelope
 
 if TYPE_CHECKING:
@@ -45,3 +45,22 @@ class ExpiryHook(hooks.Hook):
 
 
 hooks.register(ExpiryHook())
+
+
+class ExpiryOption(options.Feature):
+    """`expires_in=seconds`: the envelope carries the absolute deadline."""
+
+    name = "expiry"
+    options = {"expires_in": None}
+
+    def check(self, values: dict[str, Any]) -> bool:
+        expires_in = values["expires_in"]
+        if expires_in is not None and expires_in <= 0:
+            raise ValueError(f"expires_in must be > 0 seconds, got {expires_in}")
+        return expires_in is not None
+
+    def stamp(self, envelope: Envelope, opts: options.JobOptions, at: float | None) -> None:
+        stamp(envelope, opts.get("expires_in"), at)
+
+
+options.register(ExpiryOption())

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from steep import hooks
+from steep import hooks, options
 from steep.connection import SCRIPTS, get_async_client, get_client, get_keys
 from steep.context import JobContext, current_job
 from steep.errors import Cancelled, SteepError
@@ -46,10 +46,9 @@ from steep.settings import get_settings
 if TYPE_CHECKING:
     import redis.asyncio
 
+    from steep.hooks import Outcome, Settling
     from steep.job import Envelope
     from steep.registry import JobFunction
-    from steep.worker.executor import Outcome
-    from steep.worker.settle import Settler
 
 log = logging.getLogger("steep.worker")
 
@@ -240,7 +239,7 @@ class _CursorHook(hooks.Hook):
     name = "iterable"
 
     def concerns(self, envelope: Envelope, function: JobFunction[Any, Any] | None) -> bool:
-        return function is not None and function.iterable
+        return function is not None and function.name in _ITERABLE
 
     async def after_settle(self, redis: redis.asyncio.Redis, outcome: Outcome) -> None:
         if outcome.ok:
@@ -249,19 +248,19 @@ class _CursorHook(hooks.Hook):
     def settles(self, outcome: Outcome) -> bool:
         return type(outcome.exc) is Interrupted
 
-    async def settle(self, settler: Settler, outcome: Outcome) -> None:
+    async def settle(self, settler: Settling, outcome: Outcome) -> None:
         await set_aside(settler, outcome)
 
 
 _CURSOR_HOOK = _CursorHook()
 
 
-async def set_aside(settler: Settler, outcome: Outcome) -> None:
+async def set_aside(settler: Settling, outcome: Outcome) -> None:
     """Settle a run that stopped at a step boundary: back to the front of its queue
     (shutdown) or parked as `interrupted` (an operator's interrupt). No attempt is spent."""
     exc = outcome.exc
     assert isinstance(exc, Interrupted)
-    if outcome.hooks and not await settler._with_retries(
+    if outcome.hooks and not await settler.with_retries(
         outcome, "run the hooks of", outcome.run_after_hooks
     ):
         return
@@ -274,7 +273,7 @@ async def set_aside(settler: Settler, outcome: Outcome) -> None:
         keys, argv = [inflight, qk.queued, qk.state, qk.jobs], [outcome.job_id]
         script = SCRIPTS.requeue
     where = "parked until resumed" if exc.park else "returned to the front of its queue"
-    if await settler._with_retries(outcome, "set aside", lambda r: script.run_async(r, keys, argv)):
+    if await settler.with_retries(outcome, "set aside", lambda r: script.run_async(r, keys, argv)):
         log.info(
             "job %s %s on %s interrupted: %s",
             outcome.job_id,
@@ -283,3 +282,26 @@ async def set_aside(settler: Settler, outcome: Outcome) -> None:
             where,
             extra={"job_id": outcome.job_id, "job": outcome.name, "event": "interrupted"},
         )
+
+
+# names of the jobs registered with `@job(iterable=True)`
+_ITERABLE: set[str] = set()
+
+
+class IterableKeyword(options.Feature):
+    """`@job(iterable=True)`: the generator is run by a driver that saves its cursor."""
+
+    name = "iterable"
+    keywords = ("iterable",)
+
+    def registering(self, fn: Callable[..., Any], keywords: dict[str, Any]) -> Callable[..., Any]:
+        return make_driver(fn) if keywords.get("iterable") else fn
+
+    def registered(self, function: JobFunction[Any, Any], keywords: dict[str, Any]) -> None:
+        if keywords.get("iterable"):
+            _ITERABLE.add(function.name)
+        else:
+            _ITERABLE.discard(function.name)
+
+
+options.register(IterableKeyword())

@@ -22,12 +22,12 @@ from typing import Any
 import redis
 import redis.asyncio
 
+from steep import options
 from steep.connection import SCRIPTS, get_keys
-from steep.job import Envelope
-from steep.keys import QueueKeys
+from steep.job import Envelope, Job
+from steep.keys import WAKE_TOKEN, QueueKeys
 
-# Never a job id: ids have no spaces (docs/protocol.md).
-WAKE_TOKEN = "steep wake"
+__all__ = ["HIGHEST", "LOWEST", "WAKE_TOKEN", "apush", "check_priority", "push", "queued_page"]
 
 LOWEST, HIGHEST = -100, 100
 
@@ -78,6 +78,47 @@ async def apush(
         end = start + _CHUNK
         keys, argv = _call(queue, envelopes[start:end], payloads[start:end], at)
         await SCRIPTS.enqueue_prioritized.run_async(client, keys, argv)
+
+
+class PriorityOption(options.Feature):
+    """`priority=N`: the job waits in the queue's sorted set, taken before lower ones."""
+
+    name = "priority"
+    options = {"priority": 0}
+    push_rank = 1
+
+    def check(self, values: dict[str, Any]) -> bool:
+        if values["priority"]:
+            check_priority(values["priority"])
+        return bool(values["priority"])
+
+    def stamp(self, envelope: Envelope, opts: options.JobOptions, at: float | None) -> None:
+        envelope.priority = opts.get("priority")
+
+    def push(
+        self,
+        client: redis.Redis,
+        envelopes: Sequence[Envelope],
+        payloads: Sequence[bytes],
+        opts: options.JobOptions,
+        at: float | None,
+    ) -> list[Job] | None:
+        push(client, opts.queue, envelopes, payloads, at)
+        return None
+
+    async def apush(
+        self,
+        client: redis.asyncio.Redis,
+        envelopes: Sequence[Envelope],
+        payloads: Sequence[bytes],
+        opts: options.JobOptions,
+        at: float | None,
+    ) -> list[Job] | None:
+        await apush(client, opts.queue, envelopes, payloads, at)
+        return None
+
+
+options.register(PriorityOption())
 
 
 # -- reading, for the operations layer ---------------------------------------------------

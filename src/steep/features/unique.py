@@ -25,16 +25,16 @@ import msgspec
 import redis
 import redis.asyncio
 
-from steep import hooks
+from steep import hooks, options
 from steep.connection import SCRIPTS, get_keys
-from steep.features.priority import WAKE_TOKEN
 from steep.hooks import Defer
 from steep.job import Envelope, Job, encode_envelope
+from steep.keys import WAKE_TOKEN
 
 if TYPE_CHECKING:
     from steep.context import JobContext
-    from steep.registry import JobOptions
-    from steep.worker.executor import Outcome
+    from steep.hooks import Outcome
+    from steep.options import JobOptions
 
 # How long a lock lasts past the job's run time when `unique_for` is not given: the
 # bound on how long a lock can outlive a job nobody settles (a lost server write).
@@ -48,21 +48,26 @@ _CHUNK = 500
 _canonical = msgspec.json.Encoder(order="sorted")
 
 
-def check_options(opts: JobOptions) -> None:
-    """Called by JobOptions: a clear error for a bad uniqueness option."""
-    if opts.unique_until not in UNTIL:
-        raise ValueError(f"unique_until must be 'finished' or 'started', got {opts.unique_until!r}")
-    if opts.unique_for is not None and opts.unique_for <= 0:
-        raise ValueError(f"unique_for must be > 0 seconds, got {opts.unique_for}")
-    if opts.unique_key is not None and not callable(opts.unique_key):
-        raise TypeError(f"unique_key must be a function returning a str, got {opts.unique_key!r}")
+def check_options(values: dict[str, Any]) -> bool:
+    """A clear error for a bad uniqueness option; True when the job is unique."""
+    if values["unique_for"] is not None or values["unique_key"] is not None:
+        values["unique"] = True
+    if values["unique_until"] not in UNTIL:
+        until = values["unique_until"]
+        raise ValueError(f"unique_until must be 'finished' or 'started', got {until!r}")
+    if values["unique_for"] is not None and values["unique_for"] <= 0:
+        raise ValueError(f"unique_for must be > 0 seconds, got {values['unique_for']}")
+    if values["unique_key"] is not None and not callable(values["unique_key"]):
+        key = values["unique_key"]
+        raise TypeError(f"unique_key must be a function returning a str, got {key!r}")
+    return bool(values["unique"])
 
 
 def stamp(envelope: Envelope, opts: JobOptions) -> None:
     """Give a unique job its lock key: a digest of its name and canonical arguments
     (JSON with sorted keys), or of its name and what `unique_key` returns."""
-    if opts.unique_key is not None:
-        value = opts.unique_key(*envelope.args, **envelope.kwargs)
+    if opts.get("unique_key") is not None:
+        value = opts.get("unique_key")(*envelope.args, **envelope.kwargs)
         if not isinstance(value, str):
             raise TypeError(
                 f"unique_key of {envelope.name} must return a str, got {type(value).__name__}"
@@ -75,12 +80,12 @@ def stamp(envelope: Envelope, opts: JobOptions) -> None:
             encode_envelope(envelope)  # raises the TypeError that names the argument
             raise
     envelope.unique_key = hashlib.blake2b(material, digest_size=16).hexdigest()
-    envelope.unique_until = opts.unique_until
+    envelope.unique_until = opts.get("unique_until")
 
 
 def _lock_ms(opts: JobOptions, at: float | None) -> int:
     ahead = max(0.0, at - time.time()) if at else 0.0
-    return max(1, int((ahead + (opts.unique_for or DEFAULT_LOCK_SECONDS)) * 1000))
+    return max(1, int((ahead + (opts.get("unique_for") or DEFAULT_LOCK_SECONDS)) * 1000))
 
 
 def _call(
@@ -185,4 +190,39 @@ class UniqueHook(hooks.Hook):
         await release(redis, outcome.envelope)
 
 
+class UniqueOptions(options.Feature):
+    """`unique`, `unique_for`, `unique_key`, `unique_until`: the lock taken on enqueue."""
+
+    name = "unique"
+    options = {"unique": False, "unique_for": None, "unique_key": None, "unique_until": "finished"}
+    push_rank = 2  # its script adds the job with its lock (and its priority, if any)
+
+    def check(self, values: dict[str, Any]) -> bool:
+        return check_options(values)
+
+    def stamp(self, envelope: Envelope, opts: JobOptions, at: float | None) -> None:
+        stamp(envelope, opts)
+
+    def push(
+        self,
+        client: redis.Redis,
+        envelopes: Sequence[Envelope],
+        payloads: Sequence[bytes],
+        opts: JobOptions,
+        at: float | None,
+    ) -> list[Job]:
+        return push(client, envelopes, payloads, opts, at)
+
+    async def apush(
+        self,
+        client: redis.asyncio.Redis,
+        envelopes: Sequence[Envelope],
+        payloads: Sequence[bytes],
+        opts: JobOptions,
+        at: float | None,
+    ) -> list[Job]:
+        return await apush(client, envelopes, payloads, opts, at)
+
+
 hooks.register(UniqueHook())
+options.register(UniqueOptions())

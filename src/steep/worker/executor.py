@@ -21,7 +21,8 @@ import msgspec
 from steep import hooks, middleware
 from steep.context import JobContext, RunState, _current
 from steep.errors import JobTimeout, UnknownJob
-from steep.job import Envelope, decode_envelope
+from steep.hooks import Outcome
+from steep.job import decode_envelope
 from steep.registry import JobFunction, lookup
 from steep.worker.threads import JobThreads
 
@@ -33,57 +34,6 @@ THREAD_STOP_GRACE = 5.0
 
 # Seconds a job waits before another try when a feature hook failed to decide on it.
 HOOK_FAILURE_DELAY = 5.0
-
-
-@dataclass(slots=True)
-class Outcome:
-    queue: str
-    job_id: str
-    payload: bytes
-    envelope: Envelope | None
-    function: JobFunction[Any, Any] | None
-    ok: bool = False
-    value: Any = None
-    exc: BaseException | None = None
-    # "" for an ordinary failure of the job's code; otherwise why it could not
-    # run at all (these go straight to the dead set)
-    reason: str = ""
-    duration: float = 0.0
-    stuck: bool = False
-    # the feature hooks concerned with this job (steep.hooks), and whether their
-    # after_run has been called
-    hooks: tuple[hooks.Hook, ...] = ()
-    hooks_ran: bool = False
-    # set when a hook decided the job does not run now (deferred) or at all
-    verdict: hooks.Defer | hooks.Discard | None = None
-
-    @property
-    def name(self) -> str:
-        return self.envelope.name if self.envelope else "?"
-
-    @property
-    def retryable(self) -> bool:
-        if self.reason or self.function is None or self.exc is None:
-            return False
-        return isinstance(self.exc, (self.function.default_options.retry_on, JobTimeout))
-
-    @property
-    def will_retry(self) -> bool:
-        """A failed attempt that will be retried (so the job is not finished yet)."""
-        return (
-            not self.ok
-            and self.verdict is None
-            and self.retryable
-            and self.envelope is not None
-            and self.envelope.attempt + 1 <= self.envelope.retries
-        )
-
-    async def run_after_hooks(self, redis: Any) -> None:
-        """Each concerned hook's after_run, once (see steep.hooks)."""
-        if self.hooks and not self.hooks_ran:
-            for hook in self.hooks:
-                await hook.after_run(redis, self)
-            self.hooks_ran = True
 
 
 class _ThreadCall:

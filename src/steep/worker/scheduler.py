@@ -12,8 +12,7 @@ from collections.abc import Sequence
 import redis.asyncio
 
 from steep.connection import SCRIPTS
-from steep.features.priority import WAKE_TOKEN
-from steep.keys import QueueKeys
+from steep.keys import WAKE_TOKEN, QueueKeys
 
 BATCH = 1000
 

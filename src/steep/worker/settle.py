@@ -23,12 +23,11 @@ import msgspec
 import redis.asyncio
 
 from steep.connection import RETRYABLE, SCRIPTS
-from steep.hooks import Defer, Discard, Hook
+from steep.hooks import Defer, Discard, Hook, Outcome
 from steep.job import encode, encode_envelope
 from steep.keys import QueueKeys
 from steep.lane import AsyncLane
 from steep.settings import Settings
-from steep.worker.executor import Outcome
 from steep.worker.retry import backoff_delay, error_record, reason_record
 
 log = logging.getLogger("steep.worker")
@@ -141,10 +140,10 @@ class Settler:
         self._ack_ready.set()
 
     async def _after_hooks_then_ack(self, outcome: Outcome) -> None:
-        if await self._with_retries(outcome, "run the hooks of", outcome.run_after_hooks):
+        if await self.with_retries(outcome, "run the hooks of", outcome.run_after_hooks):
             self.succeeded(outcome)
 
-    async def _with_retries(self, outcome: Outcome, doing: str, step: Any) -> bool:
+    async def with_retries(self, outcome: Outcome, doing: str, step: Any) -> bool:
         """Run `step(redis)` through connection trouble; False if it could not be done
         (the job then stays in flight and runs again later: nothing is lost)."""
         for attempt_no in range(30):
@@ -223,7 +222,7 @@ class Settler:
         if (
             outcome.hooks
             and not outcome.hooks_ran
-            and not await self._with_retries(outcome, "run the hooks of", outcome.run_after_hooks)
+            and not await self.with_retries(outcome, "run the hooks of", outcome.run_after_hooks)
         ):
             return
         env = outcome.envelope
@@ -276,7 +275,7 @@ class Settler:
             qk.stats,
             qk.result(outcome.job_id),
         ]
-        written = await self._with_retries(
+        written = await self.with_retries(
             outcome, "record the failure of", lambda r: SCRIPTS.fail.run_async(r, keys, argv)
         )
         if written and outcome.hooks:
@@ -333,7 +332,7 @@ class Settler:
                 verdict.message,
                 extra={"job_id": outcome.job_id, "job": env.name, "event": "discarded"},
             )
-        written = await self._with_retries(
+        written = await self.with_retries(
             outcome, "set aside", lambda r: script.run_async(r, keys, argv)
         )
         if written and isinstance(verdict, Discard) and outcome.hooks:

@@ -14,80 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from steep.registry import JobOptions
+from steep import signature as _signature
+from steep.signature import Signature
 
 if TYPE_CHECKING:
     from steep.features.batches.batch import Batch
-    from steep.job import Job
-
-# the JobOptions a signature carries (what the envelope needs; retry_on and backoff
-# are read from the registered function on the worker)
-_CARRIED = ("queue", "retries", "timeout", "result_ttl", "tags")
-
-
-class Signature(msgspec.Struct, frozen=True, omit_defaults=True):
-    """One job call, not yet made: name, arguments, options."""
-
-    name: str
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = {}
-    options: dict[str, Any] = {}
-    immutable: bool = False  # True: a chain does not pass the previous result to it
-
-    def set(self, **options: Any) -> Signature:
-        """The same call with some options changed (queue, retries, timeout, ...)."""
-        unknown = set(options) - set(_CARRIED)
-        if unknown:
-            raise TypeError(f"a signature carries only {', '.join(_CARRIED)}; not {unknown}")
-        self.job_options(options)  # validates
-        return msgspec.structs.replace(self, options={**self.options, **options})
-
-    def job_options(self, overrides: dict[str, Any] | None = None) -> JobOptions:
-        opts = {**self.options, **(overrides or {})}
-        if "tags" in opts:
-            opts["tags"] = tuple(opts["tags"])
-        return JobOptions(**opts)
-
-    def with_first(self, value: Any) -> Signature:
-        """The call a chain makes: the previous result first, unless immutable."""
-        if self.immutable:
-            return self
-        return msgspec.structs.replace(self, args=(value, *self.args))
-
-    def enqueue(self) -> Job:
-        """Make the call now, on its own (no batch)."""
-        from steep import client
-
-        return client.enqueue(self.name, self.job_options(), self.args, self.kwargs)
-
-    def __or__(self, other: Signature | Chain) -> Chain:
-        return chain(self, other)
-
-    def to_dict(self) -> dict[str, Any]:
-        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Signature:
-        return msgspec.convert(data, cls)
-
-
-def signature(
-    name: str, opts: JobOptions, args: tuple[Any, ...], kwargs: dict[str, Any], immutable: bool
-) -> Signature:
-    options: dict[str, Any] = {}
-    defaults = JobOptions()
-    for key in _CARRIED:
-        value = getattr(opts, key)
-        if value != getattr(defaults, key) or key in ("queue", "retries"):
-            options[key] = list(value) if key == "tags" else value
-    sig = Signature(name, tuple(args), dict(kwargs), options, immutable)
-    from steep.job import Envelope, encode_envelope
-
-    # fail here, naming the argument, rather than when the step is finally enqueued
-    encode_envelope(Envelope(id="", name=name, queue="", args=list(args), kwargs=dict(kwargs)))
-    return sig
 
 
 class Chain:
@@ -183,3 +114,6 @@ def chord(members: Group | list[Signature], callback: Signature) -> Group:
     """`chord(group(...), done.s())` is `group(...) | done.s()`."""
     g = members if isinstance(members, Group) else group(*members)
     return g | callback
+
+
+_signature.set_composer(lambda left, right: chain(left, right))

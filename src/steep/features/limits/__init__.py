@@ -29,9 +29,10 @@ from typing import Any, ClassVar
 import redis
 import redis.asyncio
 
+from steep import options
 from steep.connection import RETRYABLE, SCRIPTS, get_async_client, get_client, get_keys
 from steep.errors import SteepError
-from steep.job import encode
+from steep.job import Envelope, encode
 from steep.keys import LimitKeys
 
 log = logging.getLogger("steep.limits")
@@ -389,3 +390,36 @@ class _SyncRenewer:
 
 
 __all__ = ["Concurrency", "LimitTimeout", "Limiter", "Window", "declared"]
+
+
+def _check_limits(values: dict[str, Any]) -> bool:
+    limits = values["limits"]
+    if limits is None:
+        return False  # no say: the decorator's limits (if any) apply
+    if isinstance(limits, Limiter):
+        limits = (limits,)
+    limits = tuple(limits)
+    bad = [lim for lim in limits if not isinstance(lim, Limiter)]
+    if bad:
+        raise ValueError(
+            f"limits must be limiters of steep.features.limits (Concurrency, Window), got {bad!r}"
+        )
+    values["limits"] = limits
+    return True
+
+
+class LimitsOption(options.Feature):
+    """`limits=[...]`: the limiters that must all admit the job before it runs."""
+
+    name = "limits"
+    options = {"limits": None}
+
+    def check(self, values: dict[str, Any]) -> bool:
+        return _check_limits(values)
+
+    def stamp(self, envelope: Envelope, opts: options.JobOptions, at: float | None) -> None:
+        # named in the envelope so `.options(limits=...)` reaches the worker
+        envelope.meta["limits"] = [limiter.name for limiter in opts.get("limits")]
+
+
+options.register(LimitsOption())

@@ -22,9 +22,9 @@ from steep.features.limits import DECLARED, Concurrency, Limiter, record_definit
 
 if TYPE_CHECKING:
     from steep.context import JobContext
+    from steep.hooks import Outcome
     from steep.job import Envelope
     from steep.registry import JobFunction
-    from steep.worker.executor import Outcome
 
 log = logging.getLogger("steep.limits")
 
@@ -47,8 +47,8 @@ def limits_of(envelope: Envelope, function: JobFunction[Any, Any] | None) -> lis
         if any(limiter is None for limiter in found):
             return None
         limiters: list[Limiter] = found  # type: ignore[assignment]
-    elif function is not None and function.default_options.limits:
-        limiters = list(function.default_options.limits)
+    elif function is not None and function.default_options.get("limits"):
+        limiters = list(function.default_options.get("limits"))
     else:
         return []
     return sorted(limiters, key=lambda limiter: not isinstance(limiter, Concurrency))
@@ -69,7 +69,7 @@ class LimitsHook(hooks.Hook):
     def concerns(self, envelope: Envelope, function: JobFunction[Any, Any] | None) -> bool:
         if envelope.meta and "limits" in envelope.meta:
             return bool(envelope.meta["limits"])
-        return function is not None and bool(function.default_options.limits)
+        return function is not None and bool(function.default_options.get("limits"))
 
     async def before_run(
         self, redis: redis.asyncio.Redis, envelope: Envelope, ctx: JobContext
