@@ -8,8 +8,9 @@ import click
 from rich.table import Table
 
 from steep import ops
-from steep.cli import _fail, console, main
-from steep.cli.ops import _echo_json, _run, _when
+from steep.cli import main
+from steep.cli._common import _echo_json, _fail, console
+from steep.cli._ops import _run, _when
 
 
 @main.group(invoke_without_command=True)
