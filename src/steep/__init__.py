@@ -12,7 +12,8 @@ from steep.context import JobContext, current_job
 from steep.errors import Cancelled, JobFailed, JobTimeout, SteepError, UnknownJob
 from steep.job import Job, JobStatus
 from steep.middleware import Middleware
-from steep.registry import JobFunction, JobOptions, job
+from steep.options import JobOptions
+from steep.registry import JobFunction, job
 from steep.settings import ConfigError, Settings, configure, get_settings
 
 # The built-in features, after the core they plug into (steep.hooks): importing

@@ -19,6 +19,9 @@ from steep.job import Envelope, Job, encode_envelope, new_job_id
 from steep.lane import run_idempotent
 from steep.options import JobOptions
 
+# one call of a job in enqueue_many: its arguments, or (arguments, keyword arguments)
+Call = Sequence[Any] | tuple[Sequence[Any], dict[str, Any]]
+
 _known_queues: set[tuple[str, str]] = set()
 
 
@@ -68,7 +71,9 @@ def _argv(job_id: str, payload: bytes, at: float | None) -> tuple[str, bytes, in
     return job_id, payload, run_at
 
 
-def _split_call(call: Sequence[Any] | tuple[Sequence[Any], dict]) -> tuple[Sequence[Any], dict]:
+def _split_call(
+    call: Call,
+) -> tuple[Sequence[Any], dict[str, Any]]:
     # enqueue_many accepts (arg, arg, ...) tuples, or ((args...), {kwargs}) pairs.
     if (
         isinstance(call, tuple)
@@ -158,7 +163,9 @@ _NO_MIDDLEWARE = contextlib.nullcontext()
 
 
 def _prepare_many(
-    name: str, opts: JobOptions, calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict]]
+    name: str,
+    opts: JobOptions,
+    calls: Iterable[Call],
 ) -> tuple[list[Envelope], list[Job]]:
     envelopes = [_envelope(name, opts, *_split_call(call)) for call in calls]
     return envelopes, [_handle(e) for e in envelopes]
@@ -181,7 +188,9 @@ _CHUNK = 5000
 
 
 def enqueue_many(
-    name: str, opts: JobOptions, calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict]]
+    name: str,
+    opts: JobOptions,
+    calls: Iterable[Call],
 ) -> list[Job]:
     """Enqueue many calls of one job in one round trip (chunks pipelined)."""
     envelopes, jobs = _prepare_many(name, opts, calls)
@@ -218,7 +227,9 @@ def _push_many(queue: str, argv: list[Any]) -> None:
 
 
 async def aenqueue_many(
-    name: str, opts: JobOptions, calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict]]
+    name: str,
+    opts: JobOptions,
+    calls: Iterable[Call],
 ) -> list[Job]:
     envelopes, jobs = _prepare_many(name, opts, calls)
     if not jobs:

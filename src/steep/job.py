@@ -191,7 +191,7 @@ class Job:
         # consuming it, so any number of callers can wait on the same job.
         # Waits in slices shorter than the client's socket timeout.
         while (wait := _slice(deadline)) is not None:
-            raw = client.blmove(key, key, wait, "RIGHT", "LEFT")
+            raw = client.blmove(key, key, wait, "RIGHT", "LEFT")  # type: ignore[arg-type]
             if raw is not None:
                 return self._outcome(raw)
         raise TimeoutError(f"job {self.id} did not finish within {timeout} s")
@@ -205,7 +205,7 @@ class Job:
         client = get_async_client()
         deadline = None if timeout is None else time.monotonic() + timeout
         while (wait := _slice(deadline)) is not None:
-            raw = await client.blmove(key, key, wait, "RIGHT", "LEFT")
+            raw = await client.blmove(key, key, wait, "RIGHT", "LEFT")  # type: ignore[arg-type]
             if raw is not None:
                 return self._outcome(raw)
         raise TimeoutError(f"job {self.id} did not finish within {timeout} s")
@@ -218,7 +218,7 @@ class Job:
                 f"{(self.name or 'job').rsplit('.', 1)[-1]}.options(result_ttl=300).enqueue(...)"
             )
 
-    def _outcome(self, raw: bytes) -> Any:
+    def _outcome(self, raw: bytes | str) -> Any:
         outcome = decode(raw)
         if "error" in outcome:
             raise JobFailed(self.id, outcome["error"])

@@ -51,7 +51,7 @@ from redis.retry import Retry
 try:
     import hiredis
 except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
-    hiredis = None
+    hiredis = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from steep.connection import Script
@@ -120,6 +120,7 @@ class Lanes:
 
     def call(self, packed: bytes) -> Any:
         """The reply, or _FALLBACK when the regular path must take the call."""
+        lane: Lane | None
         try:
             lane = self.idle.pop()
         except IndexError:
@@ -197,7 +198,7 @@ def reply_error(message: str) -> Exception:
     try:
         from redis._parsers.base import BaseParser
 
-        error = BaseParser.parse_error(message)
+        error = BaseParser.parse_error(message)  # type: ignore[no-untyped-call]
     except Exception:  # another redis-py layout: the plain class
         return ResponseError(message)
     return error if isinstance(error, Exception) else ResponseError(message)
@@ -287,15 +288,15 @@ class AsyncLane:
             pool = self.client.connection_pool
             # one attempt: the worker's own loops back off and log while the server is away
             kwargs = {**pool.connection_kwargs, "retry": AsyncRetry(NoBackoff(), 0)}
-            conn = pool.connection_class(**kwargs)
+            conn: Any = pool.connection_class(**kwargs)
             try:
                 await conn.connect()
             except (redis.RedisError, OSError) as exc:
                 with contextlib.suppress(Exception):
                     await conn.disconnect()
                 raise ConnectionError(f"cannot connect to Redis: {exc}") from exc
-            reader = getattr(conn, "_reader", None)
-            writer = getattr(conn, "_writer", None)
+            reader: asyncio.StreamReader | None = getattr(conn, "_reader", None)
+            writer: asyncio.StreamWriter | None = getattr(conn, "_writer", None)
             if reader is None or writer is None:
                 # a connection class that keeps its streams elsewhere: use redis-py only
                 self.disabled = True

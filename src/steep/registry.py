@@ -13,6 +13,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from steep import client
 from steep import options as steep_options
+from steep.client import Call
 from steep.errors import UnknownJob
 from steep.job import Job
 from steep.options import JobOptions
@@ -68,9 +69,7 @@ class JobFunction(Generic[P, R]):
     def enqueue_at(self, when: datetime, *args: P.args, **kwargs: P.kwargs) -> Job:
         return BoundJob(self, self.default_options).enqueue_at(when, *args, **kwargs)
 
-    def enqueue_many(
-        self, calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict]]
-    ) -> list[Job]:
+    def enqueue_many(self, calls: Iterable[Call]) -> list[Job]:
         return BoundJob(self, self.default_options).enqueue_many(calls)
 
     async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
@@ -82,9 +81,7 @@ class JobFunction(Generic[P, R]):
     async def aenqueue_at(self, when: datetime, *args: P.args, **kwargs: P.kwargs) -> Job:
         return await BoundJob(self, self.default_options).aenqueue_at(when, *args, **kwargs)
 
-    async def aenqueue_many(
-        self, calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict]]
-    ) -> list[Job]:
+    async def aenqueue_many(self, calls: Iterable[Call]) -> list[Job]:
         return await BoundJob(self, self.default_options).aenqueue_many(calls)
 
     # -- the worker side ---------------------------------------------------------------
@@ -174,9 +171,7 @@ class BoundJob(Generic[P, R]):
     def enqueue_at(self, when: datetime, *args: P.args, **kwargs: P.kwargs) -> Job:
         return client.enqueue(self.function.name, self.opts, args, kwargs, at=client.due(when))
 
-    def enqueue_many(
-        self, calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict]]
-    ) -> list[Job]:
+    def enqueue_many(self, calls: Iterable[Call]) -> list[Job]:
         return client.enqueue_many(self.function.name, self.opts, calls)
 
     async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
@@ -190,9 +185,7 @@ class BoundJob(Generic[P, R]):
         at = client.due(when)
         return await client.aenqueue(self.function.name, self.opts, args, kwargs, at=at)
 
-    async def aenqueue_many(
-        self, calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict]]
-    ) -> list[Job]:
+    async def aenqueue_many(self, calls: Iterable[Call]) -> list[Job]:
         return await client.aenqueue_many(self.function.name, self.opts, calls)
 
 
