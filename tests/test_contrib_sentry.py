@@ -102,7 +102,7 @@ def test_scopes_do_not_leak_between_jobs_and_success_is_not_an_error(client, run
 
 
 def test_a_cancelled_job_is_not_reported(client, run_worker, sentry):
-    from steep.ops.jobs import cancel_job
+    from steep.ops.jobs.actions import cancel_job
     from tests.conftest import wait_for
 
     handle = jobs.sleepy.enqueue(30)

@@ -11,7 +11,8 @@ Redis directly. See docs/operations.md (and docs/batches.md for batches).
     ops.limits()                                   # rate limiters and their use now
 """
 
-from steep.ops.batches import BatchStatus, batch_results, batches, get_batch, locate_jobs
+from steep.ops._util import OpsError
+from steep.ops.batches import BatchStatus, batch_results, batches, get_batch
 from steep.ops.cron import (
     CronInfo,
     cron_entries,
@@ -21,26 +22,20 @@ from steep.ops.cron import (
     resume_cron,
     trigger_cron,
 )
-from steep.ops.jobs import (
-    STATES,
-    Filter,
-    JobInfo,
-    OpsError,
-    Page,
+from steep.ops.jobs.actions import (
     cancel_job,
     delete_all,
     delete_jobs,
     edit_job,
-    get_job,
     interrupt_job,
-    iter_jobs,
-    list_jobs,
     move_job,
     resume_job,
     retry_all,
     retry_jobs,
     run_now,
 )
+from steep.ops.jobs.info import STATES, JobInfo, get_job, locate_jobs
+from steep.ops.jobs.listing import Filter, Page, iter_jobs, list_jobs
 from steep.ops.limits import LimitInfo, limits
 from steep.ops.queues import QueueInfo, clear, pause, queue, queue_names, queues, resume
 from steep.ops.stats import JobMetrics, history, job_metrics, percentile, status, totals

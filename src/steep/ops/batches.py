@@ -13,7 +13,7 @@ from steep.connection import get_keys
 from steep.features.batches.batch import BatchStatus, get_results, get_status
 from steep.ops._util import client_or_default
 
-__all__ = ["BatchStatus", "batch_results", "batches", "get_batch", "locate_jobs"]
+__all__ = ["BatchStatus", "batch_results", "batches", "get_batch"]
 
 
 def batches(
@@ -51,25 +51,3 @@ def get_batch(batch_id: str, client: redis.Redis | None = None) -> BatchStatus |
 def batch_results(batch_id: str, client: redis.Redis | None = None) -> list[object]:
     """A group's (or chain's) kept return values, in order."""
     return get_results(batch_id, client_or_default(client))
-
-
-def locate_jobs(job_ids: list[str], client: redis.Redis | None = None) -> list[tuple[str, str]]:
-    """(job id, queue) for each id, the queue where its record is ('' if none): members
-    of one batch may live in different queues."""
-    from steep.ops.queues import queue_names
-
-    client = client_or_default(client)
-    names = queue_names(client)
-    if not job_ids or not names:
-        return [(job_id, "") for job_id in job_ids]
-    keys = get_keys()
-    pipe = client.pipeline(transaction=False)
-    for job_id in job_ids:
-        for name in names:
-            pipe.hexists(keys.queue(name).jobs, job_id)
-    found = pipe.execute()
-    out = []
-    for i, job_id in enumerate(job_ids):
-        hits = found[i * len(names) : (i + 1) * len(names)]
-        out.append((job_id, next((n for n, hit in zip(names, hits, strict=True) if hit), "")))
-    return out

@@ -16,8 +16,7 @@ import redis
 from steep.connection import SCRIPTS, get_keys
 from steep.features import cron
 from steep.job import new_job_id
-from steep.ops._util import client_or_default, text
-from steep.ops.jobs import OpsError
+from steep.ops._util import OpsError, client_or_default, text
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,7 @@ import redis
 from steep.connection import get_keys
 from steep.features import progress
 from steep.job import decode
-from steep.ops._util import client_or_default
-from steep.ops.jobs import OpsError
+from steep.ops._util import OpsError, client_or_default
 
 
 @dataclass(frozen=True, slots=True)
