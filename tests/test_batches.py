@@ -236,11 +236,11 @@ def test_ops_and_cli_show_progress(client, run_worker):
     assert [x.id for x in ops.batches(state="failed")] == [b.id]
     result = CliRunner().invoke(main, ["batches", "show", b.id, "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)  # stderr: the running worker may log meanwhile
     assert (data["state"], data["total"], data["succeeded"], data["failed"]) == ("failed", 2, 1, 1)
     assert data["failed_ids"] == [dead.id] and data["percent"] == 100.0
     result = CliRunner().invoke(main, ["batches", "--json"])
-    assert [x["id"] for x in json.loads(result.output)["batches"]] == [b.id, first.id]
+    assert [x["id"] for x in json.loads(result.stdout)["batches"]] == [b.id, first.id]
     result = CliRunner().invoke(main, ["batches", "show", b.id])
     assert result.exit_code == 0 and "mixed" in result.output and dead.id in result.output
     result = CliRunner().invoke(main, ["batches", "show", "nope"])

@@ -91,10 +91,14 @@ class Scripts:
         self.run_now = loaded["run_now"]
         self.retry_dead = loaded["retry_dead"]
         self.clear = loaded["clear"]
-        # periodic jobs (cron.py)
-        self.cron_tick = loaded["cron_tick"]
-        self.cron_resume = loaded["cron_resume"]
         self.all = loaded
+
+    def named(self, name: str) -> Script:
+        """A feature's script, by its file name (each named after its feature)."""
+        try:
+            return self.all[name]
+        except KeyError:
+            raise KeyError(f"no Lua script named {name!r} in steep/scripts") from None
 
     def __getattr__(self, name: str) -> Script:
         # every other scripts/<name>.lua (features' own scripts) by its file name

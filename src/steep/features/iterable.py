@@ -268,7 +268,7 @@ async def set_aside(settler: Settling, outcome: Outcome) -> None:
     inflight = qk.inflight(settler.worker_id)
     if exc.park:
         keys, argv = [inflight, qk.state, qk.scheduled], [outcome.job_id, PARKED_UNTIL_MS]
-        script = SCRIPTS.park
+        script = SCRIPTS.named("iterable_park")
     else:
         keys, argv = [inflight, qk.queued, qk.state, qk.jobs], [outcome.job_id]
         script = SCRIPTS.requeue

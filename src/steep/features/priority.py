@@ -64,7 +64,7 @@ def push(
     for start in range(0, len(envelopes), _CHUNK):
         end = start + _CHUNK
         keys, argv = _call(queue, envelopes[start:end], payloads[start:end], at)
-        SCRIPTS.enqueue_prioritized(client, keys, argv)
+        SCRIPTS.named("enqueue_prioritized")(client, keys, argv)
 
 
 async def apush(
@@ -77,7 +77,7 @@ async def apush(
     for start in range(0, len(envelopes), _CHUNK):
         end = start + _CHUNK
         keys, argv = _call(queue, envelopes[start:end], payloads[start:end], at)
-        await SCRIPTS.enqueue_prioritized.run_async(client, keys, argv)
+        await SCRIPTS.named("enqueue_prioritized").run_async(client, keys, argv)
 
 
 class PriorityOption(options.Feature):

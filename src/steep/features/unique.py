@@ -127,7 +127,7 @@ def push(
     for start in range(0, len(envelopes), _CHUNK):
         part = envelopes[start : start + _CHUNK]
         keys, argv = _call(part, payloads[start : start + _CHUNK], opts, at)
-        jobs += _handles(part, SCRIPTS.enqueue_unique(client, keys, argv))
+        jobs += _handles(part, SCRIPTS.named("enqueue_unique")(client, keys, argv))
     return jobs
 
 
@@ -142,14 +142,14 @@ async def apush(
     for start in range(0, len(envelopes), _CHUNK):
         part = envelopes[start : start + _CHUNK]
         keys, argv = _call(part, payloads[start : start + _CHUNK], opts, at)
-        jobs += _handles(part, await SCRIPTS.enqueue_unique.run_async(client, keys, argv))
+        jobs += _handles(part, await SCRIPTS.named("enqueue_unique").run_async(client, keys, argv))
     return jobs
 
 
 async def release(client: redis.asyncio.Redis, envelope: Envelope) -> None:
     assert envelope.unique_key is not None
     qk = get_keys().queue(envelope.queue)
-    await SCRIPTS.unique_release.run_async(
+    await SCRIPTS.named("unique_release").run_async(
         client, [qk.unique(envelope.unique_key), qk.jobs], [envelope.id, ""]
     )
 
@@ -164,7 +164,7 @@ def release_deleted(
             continue
         key = msgspec.json.decode(raw).get("unique_key")
         if key:
-            SCRIPTS.unique_release(client, [qk.unique(key), qk.jobs], [job_id, "gone"])
+            SCRIPTS.named("unique_release")(client, [qk.unique(key), qk.jobs], [job_id, "gone"])
 
 
 class UniqueHook(hooks.Hook):

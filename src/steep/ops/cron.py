@@ -119,7 +119,7 @@ def resume_cron(name: str, client: redis.Redis | None = None) -> bool:
     """The entry ticks again from its next tick on; False if it was not paused."""
     client = client_or_default(client)
     key = _state_key(_description(client, name))
-    return bool(SCRIPTS.cron_resume(client, [key], [int(time.time() * 1000)]))
+    return bool(SCRIPTS.named("cron_resume")(client, [key], [int(time.time() * 1000)]))
 
 
 def trigger_cron(name: str, client: redis.Redis | None = None) -> str:

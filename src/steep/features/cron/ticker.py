@@ -133,7 +133,9 @@ class CronTicker:
             meta = {"cron": entry.name, "tick": _iso(tick, entry.timezone)}
             job_id = tick_job_id(entry.name, tick)
             argv += (int(tick * 1000), job_id, envelope(plan.description, job_id, meta, now))
-        added = await SCRIPTS.cron_tick.run_async(client, [plan.key, plan.queued, plan.jobs], argv)
+        added = await SCRIPTS.named("cron_tick").run_async(
+            client, [plan.key, plan.queued, plan.jobs], argv
+        )
         for job_id in added:
             log.info("cron %s: enqueued %s (%s)", entry.name, entry.job, job_id.decode())
         plan.last = max([last, skip_to, *runs])

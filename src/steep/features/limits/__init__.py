@@ -210,7 +210,7 @@ class Concurrency(Limiter):
     def _script(self) -> tuple[Any, list[str], list[Any]]:
         lk = self.keys()
         return (
-            SCRIPTS.limit_concurrency,
+            SCRIPTS.named("limit_concurrency"),
             [lk.leases, lk.stats],
             [
                 self.limit,
@@ -235,7 +235,7 @@ class Concurrency(Limiter):
 
     async def _arenew(self, client: redis.asyncio.Redis, holders: Sequence[str]) -> int:
         return int(
-            await SCRIPTS.limit_renew.run_async(
+            await SCRIPTS.named("limit_renew").run_async(
                 client, [self.keys().leases], [int(self.lease * 1000), *holders]
             )
         )
@@ -271,7 +271,7 @@ class Window(Limiter):
 
     def _script(self) -> tuple[Any, list[str], list[Any]]:
         lk = self.keys()
-        return SCRIPTS.limit_window, [lk.log, lk.stats], [self.limit, int(self.per * 1000)]
+        return SCRIPTS.named("limit_window"), [lk.log, lk.stats], [self.limit, int(self.per * 1000)]
 
     def refusal_delay(self, info: int, deferred: int) -> float:
         # `info` is when the next slot frees. Every job refused now would come back
@@ -381,7 +381,7 @@ class _SyncRenewer:
         keys = [limiter.keys().leases]
         while not self._stop.wait(limiter.lease / 3):
             try:
-                SCRIPTS.limit_renew(client, keys, [int(limiter.lease * 1000), holder])
+                SCRIPTS.named("limit_renew")(client, keys, [int(limiter.lease * 1000), holder])
             except RETRYABLE as exc:
                 log.warning("cannot renew lease %s on %r: %s", holder, limiter.name, exc)
 

@@ -104,7 +104,7 @@ def _move(
     # Two queues are two cluster slots, so no one script can do both halves. The
     # copy goes in first: a crash in between leaves a duplicate, never a loss.
     if data.get("priority"):
-        added = SCRIPTS.enqueue_prioritized(
+        added = SCRIPTS.named("enqueue_prioritized")(
             client,
             [dst.queued, dst.jobs, dst.state, dst.scheduled, dst.prioritized],
             [priority.WAKE_TOKEN, job_id, new, when, int(data["priority"])],
