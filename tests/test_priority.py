@@ -12,7 +12,7 @@ import pytest
 from steep import ops
 from steep.connection import SCRIPTS, get_keys
 from steep.features.priority import WAKE_TOKEN
-from steep.worker import process
+from steep.worker import fetch as process  # BLOCK_TIMEOUT is read in fetch
 from steep.worker.scheduler import promote_due
 from tests import jobs
 from tests.conftest import ROOT, wait_for
