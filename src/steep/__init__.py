@@ -10,7 +10,8 @@ send_report.enqueue(42)
 
 from steep.context import JobContext, current_job
 from steep.errors import Cancelled, JobFailed, JobTimeout, SteepError, UnknownJob
-from steep.features.batches.batch import Batch, BatchStatus, batch, current_batch
+from steep.features.batches.batch import Batch, batch, current_batch
+from steep.features.batches.records import BatchStatus
 from steep.features.batches.workflow import Signature, chain, chord, group
 from steep.job import Job, JobStatus
 from steep.middleware import Middleware
