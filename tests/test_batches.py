@@ -10,7 +10,8 @@ import pytest
 
 from steep import Batch, batch, ops
 from steep.connection import get_keys
-from steep.features.batches.batch import BatchError, derived_id, get_status, record
+from steep.features.batches.ids import derived_id
+from steep.features.batches.records import BatchError, get_status, record
 from tests import batch_jobs as bj
 from tests.conftest import wait_for
 
@@ -109,7 +110,7 @@ def test_a_member_recorded_twice_counts_once_and_callbacks_are_not_duplicated(cl
     assert b.status().succeeded == 1 and b.status().pending == 1
     outbox = record(client, b.id, [(two.id, "s", None, None)])
     assert outbox and record(client, b.id, [(two.id, "s", None, None)]) == outbox
-    from steep.features.batches.batch import deliver
+    from steep.features.batches.delivery import deliver
 
     deliver(client, b.id, outbox)
     deliver(client, b.id, outbox)  # the re-run's delivery: same callback id, not added again
@@ -122,7 +123,7 @@ def test_a_member_recorded_twice_counts_once_and_callbacks_are_not_duplicated(cl
     run_worker()
     assert count(client, "cb:complete") == 1
     # a callback enqueued again after it ran and settled is discarded, not run twice
-    from steep.features.batches.batch import _fire
+    from steep.features.batches.delivery import _fire
 
     _fire(client, b.id, "complete")
     run_worker()

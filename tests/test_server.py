@@ -23,7 +23,6 @@ import psutil
 import pytest
 import redis
 
-from steep import server
 from steep.server import (
     ServerError,
     connection_kwargs,
@@ -33,6 +32,7 @@ from steep.server import (
     server_paths,
     stop_server,
 )
+from steep.server import lifecycle as server  # START_TIMEOUT and _start_daemon are patched here
 from steep.settings import Settings
 
 DEADLINE = 30.0  # generous: a loaded machine starts Python and valkey slowly

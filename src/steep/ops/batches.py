@@ -10,7 +10,7 @@ from __future__ import annotations
 import redis
 
 from steep.connection import get_keys
-from steep.features.batches.batch import BatchStatus, get_results, get_status
+from steep.features.batches.records import BatchStatus, get_results, get_status
 from steep.ops._util import client_or_default
 
 __all__ = ["BatchStatus", "batch_results", "batches", "get_batch"]

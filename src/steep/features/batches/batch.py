@@ -10,281 +10,38 @@ member has succeeded or died; `on_success` once every member has succeeded. Both
 the batch's status (a dict) as their first argument. The bookkeeping lives under one
 hash tag per batch (`<ns>:batch:{<id>}`); members are recorded by the worker's batch
 hook (steep.features.batches.hook) before their own settlement. See docs/batches.md.
+
+This module is the user-facing side: `Batch`, `batch()` and `current_batch()`. The
+stored record and its status are in records.py, the ids fixed in advance in ids.py,
+enqueueing members and delivering callbacks in delivery.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-import logging
-import threading
 import time
-from collections import OrderedDict, defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-
-from steep import middleware
 from steep.connection import SCRIPTS, get_client, get_keys
-from steep.context import JobContext, current_job
+from steep.context import current_job
+from steep.features.batches.delivery import deliver, member_envelope, push
+from steep.features.batches.ids import derived_id, mint_id
+from steep.features.batches.records import (
+    BatchError,
+    BatchStatus,
+    add_members,
+    get_results,
+    get_status,
+    record,
+    unfinished,
+)
 from steep.features.batches.workflow import Signature
-from steep.job import Envelope, Job, encode_envelope, new_job_id
-
-log = logging.getLogger("steep.batch")
+from steep.job import Envelope, Job, encode_envelope
 
 DEFAULT_TTL = 7 * 86400  # seconds a completed batch's record is kept
 INDEX_CAP = 10_000  # batches listed by steep.ops (the record itself expires on its own)
 FLUSH_EVERY = 1000  # buffered adds written per round trip
 _AUTO: Any = object()
-
-
-class BatchError(Exception):
-    """A batch cannot be used as asked; the message says why."""
-
-
-def derived_id(seed: str, label: str) -> str:
-    """A job or batch id fixed by `seed` and `label`, so a call made again after a
-    crash names the same thing (and adds or enqueues nothing twice). It keeps the
-    seed's time prefix, so it still sorts and dates like a steep id."""
-    digest = hashlib.sha1(f"{seed}:{label}".encode()).hexdigest()
-    if len(seed) == 26 and all(c in "0123456789abcdef" for c in seed[:14]):
-        return seed[:14] + digest[:12]
-    return digest[:26]
-
-
-# per running job: (its context, how many ids it has minted in this run)
-_minted: OrderedDict[str, tuple[JobContext, int]] = OrderedDict()
-_minted_lock = threading.Lock()
-
-
-def mint_id() -> str:
-    """A new id; inside a job, the n-th id that run mints is fixed by the job's id, so a
-    job that runs again (crash, retry) makes the same batches and members."""
-    ctx = current_job()
-    if ctx is None:
-        return new_job_id()
-    with _minted_lock:  # jobs in several threads mint at once
-        entry = _minted.get(ctx.id)
-        count = entry[1] + 1 if entry is not None and entry[0] is ctx else 1
-        _minted[ctx.id] = (ctx, count)
-        _minted.move_to_end(ctx.id)
-        while len(_minted) > 4096:
-            _minted.popitem(last=False)
-    return derived_id(ctx.id, f"mint:{count}")
-
-
-@dataclass(slots=True)
-class BatchStatus:
-    """A batch's progress as stored now."""
-
-    id: str
-    kind: str  # batch, group or chain
-    state: str  # open, running, succeeded, failed (complete with dead members)
-    description: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
-    total: int = 0
-    pending: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    failed_ids: list[str] = field(default_factory=list)
-    created_at: float | None = None
-    closed_at: float | None = None
-    complete_at: float | None = None
-    success_at: float | None = None
-    parent: str | None = None
-    steps: int | None = None  # chains: how many steps in all
-    on_complete: str | None = None  # the callbacks' job names
-    on_success: str | None = None
-    callbacks_done: list[str] = field(default_factory=list)  # complete / success, ran OK
-    outbox: list[dict[str, Any]] = field(default_factory=list)  # decided, not yet sent
-
-    @property
-    def done(self) -> int:
-        return self.succeeded + self.failed
-
-    @property
-    def percent(self) -> float:
-        return 100.0 * self.done / self.total if self.total else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        """What callbacks get (JSON)."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "description": self.description,
-            "meta": self.meta,
-            "total": self.total,
-            "pending": self.pending,
-            "succeeded": self.succeeded,
-            "failed": self.failed,
-            "failed_ids": self.failed_ids,
-        }
-
-
-def _ms(raw: bytes | None) -> float | None:
-    return int(raw) / 1000 if raw else None
-
-
-def get_status(batch_id: str, client: redis.Redis | None = None) -> BatchStatus | None:
-    """The batch's status, or None when steep holds no record of it (expired)."""
-    client = client or get_client()
-    bk = get_keys().batch(batch_id)
-    pipe = client.pipeline(transaction=False)
-    pipe.hgetall(bk.info)
-    pipe.smembers(bk.failed)
-    raw, failed_ids = pipe.execute()
-    if not raw:
-        return None
-    f = {k.decode(): v for k, v in raw.items()}
-
-    def num(name: str) -> int:
-        return int(f.get(name, b"0"))
-
-    def callback_name(kind: str) -> str | None:
-        sig = f.get(f"on_{kind}")
-        return json.loads(sig)["name"] if sig else None
-
-    closed, complete, success = _ms(f.get("closed_at")), _ms(f.get("complete_at")), None
-    success = _ms(f.get("success_at"))
-    pending = num("pending")
-    if closed is None:
-        state = "open"
-    elif pending > 0 or complete is None:
-        state = "running"
-    else:
-        state = "succeeded" if num("failed") == 0 else "failed"
-    return BatchStatus(
-        id=batch_id,
-        kind=f.get("kind", b"batch").decode(),
-        state=state,
-        description=f.get("description", b"").decode(),
-        meta=json.loads(f.get("meta", b"{}")),
-        total=num("total"),
-        pending=pending,
-        succeeded=num("succeeded"),
-        failed=num("failed"),
-        failed_ids=sorted(i.decode() for i in failed_ids),
-        created_at=_ms(f.get("created_at")),
-        closed_at=closed,
-        complete_at=complete,
-        success_at=success,
-        parent=f["parent"].decode() if f.get("parent") else None,
-        steps=num("steps") or None,
-        on_complete=callback_name("complete"),
-        on_success=callback_name("success"),
-        callbacks_done=[k for k in ("complete", "success") if f.get(f"cb:{k}") == b"done"],
-        outbox=json.loads(f["outbox"]) if f.get("outbox") else [],
-    )
-
-
-def get_results(batch_id: str, client: redis.Redis | None = None) -> list[Any]:
-    """The members' return values in their order (groups and chains keep them)."""
-    client = client or get_client()
-    raw = client.hgetall(get_keys().batch(batch_id).results)
-    by_pos = {int(k): json.loads(v) for k, v in raw.items()}
-    return [by_pos.get(i) for i in range(max(by_pos) + 1)] if by_pos else []
-
-
-# -- writing ------------------------------------------------------------------------
-
-
-def member_envelope(sig: Signature, job_id: str, meta: dict[str, Any]) -> Envelope:
-    from steep import client as steep_client
-
-    envelope = steep_client._envelope(sig.name, sig.job_options(), sig.args, sig.kwargs)
-    envelope.id = job_id
-    envelope.meta = meta
-    return envelope
-
-
-def push(client: redis.Redis, envelopes: list[Envelope]) -> None:
-    """Enqueue envelopes (ids fixed in advance: enqueue.lua never adds an id twice)."""
-    from steep import client as steep_client
-
-    if not envelopes:
-        return
-    chain = middleware.chains()[0]
-    with middleware.around_enqueue(chain, envelopes) if chain else contextlib.nullcontext():
-        by_queue: dict[str, list[Any]] = defaultdict(list)
-        for envelope in envelopes:
-            by_queue[envelope.queue] += (envelope.id, encode_envelope(envelope), 0)
-        for queue, argv in by_queue.items():
-            queues_key = steep_client._note_queue(queue)
-            if queues_key is not None:
-                client.sadd(queues_key, queue)
-            SCRIPTS.enqueue(client, steep_client._queue_keys(queue), argv)
-
-
-def add_members(client: redis.Redis, batch_id: str, member_ids: list[str]) -> int:
-    if not member_ids:
-        return 0
-    added = int(SCRIPTS.batch_add(client, get_keys().batch(batch_id).all(), member_ids))
-    if added < 0:
-        raise BatchError(f"no batch {batch_id} (never made, or expired)")
-    return added
-
-
-def unfinished(client: redis.Redis, batch_id: str, envelopes: list[Envelope]) -> list[Envelope]:
-    """The members not yet finished. A job that runs again after a crash adds the same
-    members (same ids); those that already ran and settled are not enqueued again."""
-    states = client.hmget(get_keys().batch(batch_id).members, [e.id for e in envelopes])
-    return [e for e, state in zip(envelopes, states, strict=True) if state in (None, b"p")]
-
-
-def record(
-    client: redis.Redis,
-    batch_id: str,
-    items: list[tuple[str, str, int | None, bytes | str | None]],
-    close: bool = False,
-) -> str:
-    """Record members' outcomes (`s` or `f`); returns the batch's outbox ('' if empty)."""
-    argv: list[Any] = [int(time.time() * 1000), "1" if close else "0"]
-    for member, outcome, position, value in items:
-        argv += (member, outcome, "" if position is None else position, value or "")
-    out = SCRIPTS.batch_record(client, get_keys().batch(batch_id).all(), argv)
-    return out.decode() if isinstance(out, bytes) else (out or "")
-
-
-def deliver(client: redis.Redis, batch_id: str, outbox: str) -> None:
-    """Do what batch_record decided: enqueue callbacks, tell the parent batch; then
-    clear the outbox. Safe to repeat: callback ids are fixed by batch id and kind."""
-    entries = json.loads(outbox)
-    info = get_keys().batch(batch_id).info
-    for entry in entries:
-        if "cb" in entry:
-            _fire(client, batch_id, entry["cb"])
-        elif "parent" in entry:
-            upstream = record(client, entry["parent"], [(batch_id, entry["outcome"], None, None)])
-            if upstream:
-                deliver(client, entry["parent"], upstream)
-    SCRIPTS.batch_sent(client, [info], [outbox])
-
-
-def _fire(client: redis.Redis, batch_id: str, kind: str) -> None:
-    bk = get_keys().batch(batch_id)
-    raw = client.hmget(bk.info, f"on_{kind}", "callback_args")
-    if raw[0] is None:
-        return
-    sig = Signature.from_dict(json.loads(raw[0]))
-    if kind == "success" and raw[1] == b"results":
-        first: Any = get_results(batch_id, client)
-    else:
-        status = get_status(batch_id, client)
-        first = status.as_dict() if status else {"id": batch_id}
-    envelope = member_envelope(
-        sig.with_first(first), derived_id(batch_id, kind), {"batch_cb": [batch_id, kind]}
-    )
-    push(client, [envelope])
-    log.info(
-        "batch %s: %s callback %s enqueued as %s",
-        batch_id,
-        kind,
-        sig.name,
-        envelope.id,
-        extra={"batch": batch_id, "event": f"batch_{kind}", "job_id": envelope.id},
-    )
 
 
 class Batch:

@@ -18,15 +18,9 @@ import msgspec
 
 from steep import hooks
 from steep.connection import get_client, get_keys
-from steep.features.batches.batch import (
-    add_members,
-    deliver,
-    derived_id,
-    member_envelope,
-    push,
-    record,
-    unfinished,
-)
+from steep.features.batches.delivery import deliver, member_envelope, push
+from steep.features.batches.ids import derived_id
+from steep.features.batches.records import add_members, record, unfinished
 from steep.features.batches.workflow import Signature
 from steep.job import Envelope, encode
 
