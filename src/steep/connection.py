@@ -2,7 +2,7 @@
 
 One sync client per process and one async client per event loop, created on
 first use from the current settings: `STEEP_REDIS_URL` when set, otherwise the
-embedded Valkey server (started on first use, see server.py). Clients retry
+embedded Valkey server (started on first use, see steep.server). Clients retry
 connection errors with backoff, so a restarting server is ridden out.
 """
 
@@ -80,10 +80,14 @@ class Scripts:
         loaded = _load_scripts()
         self.enqueue = loaded["enqueue"]
         self.claim = loaded["claim"]
+        self.claim_moved = loaded["claim_moved"]
         self.ack = loaded["ack"]
         self.fail = loaded["fail"]
         self.promote = loaded["promote"]
         self.requeue = loaded["requeue"]
+        # a hook's verdict (steep.hooks): not now, or never
+        self.defer = loaded["defer"]
+        self.discard = loaded["discard"]
         # operator actions (steep.ops)
         self.edit = loaded["edit"]
         self.delete = loaded["delete"]
@@ -99,13 +103,6 @@ class Scripts:
             return self.all[name]
         except KeyError:
             raise KeyError(f"no Lua script named {name!r} in steep/scripts") from None
-
-    def __getattr__(self, name: str) -> Script:
-        # every other scripts/<name>.lua (features' own scripts) by its file name
-        try:
-            return self.all[name]
-        except KeyError:
-            raise AttributeError(f"no Lua script named {name!r} in steep/scripts") from None
 
 
 SCRIPTS = Scripts()

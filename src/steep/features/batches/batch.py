@@ -194,7 +194,7 @@ class Batch:
         argv = [x for pair in fields.items() for x in pair]
         client = get_client()
         keys = get_keys()
-        if SCRIPTS.batch_create(client, [keys.batch(self.id).info], argv):
+        if SCRIPTS.named("batch_create")(client, [keys.batch(self.id).info], argv):
             pipe = client.pipeline(transaction=False)
             pipe.zadd(keys.batches, {self.id: now_ms})
             pipe.zremrangebyrank(keys.batches, 0, -INDEX_CAP - 1)

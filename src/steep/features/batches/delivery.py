@@ -65,7 +65,7 @@ def deliver(client: redis.Redis, batch_id: str, outbox: str) -> None:
             upstream = record(client, entry["parent"], [(batch_id, entry["outcome"], None, None)])
             if upstream:
                 deliver(client, entry["parent"], upstream)
-    SCRIPTS.batch_sent(client, [info], [outbox])
+    SCRIPTS.named("batch_sent")(client, [info], [outbox])
 
 
 def _fire(client: redis.Redis, batch_id: str, kind: str) -> None:

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     import redis.asyncio
 
     from steep.context import JobContext
+    from steep.hooks import Outcome
     from steep.registry import JobFunction
-    from steep.worker.executor import Outcome
 
 log = logging.getLogger("steep.batch")
 

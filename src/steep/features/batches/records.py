@@ -139,7 +139,7 @@ def get_results(batch_id: str, client: redis.Redis | None = None) -> list[Any]:
 def add_members(client: redis.Redis, batch_id: str, member_ids: list[str]) -> int:
     if not member_ids:
         return 0
-    added = int(SCRIPTS.batch_add(client, get_keys().batch(batch_id).all(), member_ids))
+    added = int(SCRIPTS.named("batch_add")(client, get_keys().batch(batch_id).all(), member_ids))
     if added < 0:
         raise BatchError(f"no batch {batch_id} (never made, or expired)")
     return added
@@ -162,5 +162,5 @@ def record(
     argv: list[Any] = [int(time.time() * 1000), "1" if close else "0"]
     for member, outcome, position, value in items:
         argv += (member, outcome, "" if position is None else position, value or "")
-    out = SCRIPTS.batch_record(client, get_keys().batch(batch_id).all(), argv)
+    out = SCRIPTS.named("batch_record")(client, get_keys().batch(batch_id).all(), argv)
     return out.decode() if isinstance(out, bytes) else (out or "")
