@@ -18,7 +18,13 @@ import redis.asyncio
 
 from steep import hooks
 from steep.connection import RETRYABLE
-from steep.features.limits import DECLARED, Concurrency, Limiter, record_definition, renew_until
+from steep.features.limits.limiters import (
+    DECLARED,
+    Concurrency,
+    Limiter,
+    record_definition,
+    renew_until,
+)
 
 if TYPE_CHECKING:
     from steep.context import JobContext
