@@ -61,9 +61,12 @@ def test_server_restart_mid_run_loses_nothing(client, worker_cli, server):
     if not server.restartable:
         pytest.skip("the server under test is external")
     n = 2000
-    jobs.slow_record.enqueue_many([("restart", i, 0.002) for i in range(n)])
+    # 20 ms each on 20 slots: the 1,700 jobs left after the first 300 take at least 1.7 s,
+    # so the restart lands mid-run however fast the machine is
+    jobs.slow_record.enqueue_many([("restart", i, 0.02) for i in range(n)])
     cli = worker_cli("worker", "tests.jobs", "-p", "2", "-c", "10")
     wait_for(lambda: int(client.get("test:runs:restart") or 0) > 300, message="progress")
+    assert int(client.get("test:runs:restart")) < n - 500  # the run is far from over
     server.restart(down_for=1.0)
     wait_for(lambda: settled(client, "restart", n), timeout=90, message="every job to run")
     assert int(client.get("test:runs:restart")) >= n

@@ -120,3 +120,22 @@ def test_demo_runs_on_a_fresh_embedded_server(tmp_path):
     assert "Embedded Valkey stopped" in out.stdout
     status = steep("server", "--status", cwd=tmp_path, env=env)
     assert "not running" in status.stdout
+
+
+def test_the_worker_command_starts_without_the_operator_commands():
+    """`steep worker` loads neither rich nor the operations layer (they cost start time)."""
+    probe = (
+        "import sys\n"
+        "from steep.cli import main\n"
+        "try:\n"
+        "    main(['worker', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "loaded = sorted(m for m in sys.modules if m == 'rich' or m.startswith('steep.ops'))\n"
+        "print('LOADED', loaded)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr
+    assert "LOADED []" in out.stdout, out.stdout
