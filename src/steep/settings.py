@@ -66,6 +66,12 @@ class Settings:
     heartbeat_interval: float = 2.0
     heartbeat_timeout: float = 10.0
     shutdown_timeout: float = 25.0
+    # the supervisor's restarts (worker/restarts.py): the first delay, doubling while
+    # processes keep dying soon after they start, up to the cap; and how many processes
+    # of a slot in a row may die before they become ready before it gives up (0: never)
+    restart_delay: float = 0.5
+    restart_delay_max: float = 30.0
+    give_up_after: int = 5
     schedule_poll_interval: float = 0.5
     dead_ttl: float = 15552000.0
     dead_max_jobs: int = 10000

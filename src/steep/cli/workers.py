@@ -30,7 +30,9 @@ def workers(ctx: click.Context, as_json: bool) -> None:
         table.add_column(col, justify="left" if col in ("worker", "host", "queues") else "right")
     for w in infos:
         table.add_row(
-            w.id + (" (quiet)" if w.quiet else ""),
+            w.id
+            + (" (quiet)" if w.quiet else "")
+            + (f"\n{w.restarts_text}" if w.restarts_text else ""),
             w.host,
             str(w.pid),
             ",".join(w.queues),

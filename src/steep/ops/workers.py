@@ -36,6 +36,19 @@ class WorkerInfo:
     # {"queue", "id", "name", "started", "runtime", "progress"} for each job running now
     # (progress: the job's last report {"fraction", "message", "at"}, or None)
     running: list[dict[str, Any]] = field(default_factory=list)
+    # the restarts of the supervisor slot this process runs in, or None (never restarted):
+    # {"count" (within "window" seconds), "window", "total", "last_at", "last_cause"}
+    restarts: dict[str, Any] | None = None
+
+    @property
+    def restarts_text(self) -> str:
+        """ "restarted 14 times in 10 min, last: SIGKILL", or "" (never restarted)."""
+        r = self.restarts
+        if not r or not r.get("total"):
+            return ""
+        times = "once" if r["count"] == 1 else f"{r['count']} times"
+        last = f", last: {r['last_cause']}" if r.get("last_cause") else ""
+        return f"restarted {times} in {int(r['window'] // 60)} min{last}"
 
 
 def workers(client: redis.Redis | None = None) -> list[WorkerInfo]:
@@ -75,6 +88,7 @@ def workers(client: redis.Redis | None = None) -> list[WorkerInfo]:
                     }
                     for q, j, s, *_ in json.loads(h.get("running", "[]"))
                 ],
+                restarts=json.loads(h["restarts"]) if "restarts" in h else None,
             )
         )
     _name_running(client, out)
@@ -100,9 +114,13 @@ def _name_running(client: redis.Redis, infos: list[WorkerInfo]) -> None:
                 continue
 
 
-def running_jobs(client: redis.Redis | None = None) -> list[dict[str, Any]]:
-    """Every job running now, longest-running first, with its worker."""
-    rows = [{**r, "worker": w.id, "host": w.host} for w in workers(client) for r in w.running]
+def running_jobs(
+    client: redis.Redis | None = None, infos: list[WorkerInfo] | None = None
+) -> list[dict[str, Any]]:
+    """Every job running now, longest-running first, with its worker (from `infos`, the
+    workers already read, if given)."""
+    infos = workers(client) if infos is None else infos
+    rows = [{**r, "worker": w.id, "host": w.host} for w in infos for r in w.running]
     return sorted(rows, key=lambda r: r["started"])
 
 

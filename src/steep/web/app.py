@@ -266,7 +266,10 @@ def api_batch(request: Request) -> Response:
 
 
 def workers_page(request: Request) -> Response:
-    return render(request, "workers.html", page="workers", workers=ops.workers())
+    ws = ops.workers()
+    # the live fragment renders complete in the page itself (no JavaScript needed)
+    rows = ops.running_jobs(infos=ws)
+    return render(request, "workers.html", page="workers", workers=ws, rows=rows)
 
 
 def limits_page(request: Request) -> Response:

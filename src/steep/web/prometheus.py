@@ -55,7 +55,17 @@ class SteepCollector:
         workers.add_metric([], len(ws))
         busy = GaugeMetricFamily("steep_jobs_running", "Jobs running now")
         busy.add_metric([], sum(len(w.running) for w in ws))
-        yield from (workers, busy)
+        restarts = CounterMetricFamily(
+            "steep_worker_restarts",
+            "Restarts of a supervisor's worker slot (its processes that died)",
+            labels=["host", "supervisor", "slot", "last_cause"],
+        )
+        for w in ws:
+            if w.restarts and w.restarts.get("total"):
+                r = w.restarts
+                labels = [w.host, str(r.get("supervisor", "")), str(r.get("slot", ""))]
+                restarts.add_metric([*labels, r.get("last_cause", "")], r["total"])
+        yield from (workers, busy, restarts)
         runtime = HistogramMetricFamily(
             "steep_job_runtime_seconds",
             f"Run time per job name over the last {WINDOW_MINUTES} minutes",

@@ -1,7 +1,14 @@
-"""One worker process started by the supervisor: forked from it, or a new interpreter."""
+"""One worker process started by the supervisor: forked from it, or a new interpreter.
+
+It reports on a pipe the supervisor gave it: b"R" once it is ready (connected,
+registered, about to fetch), or b"E" and the error that stopped it before that, so the
+supervisor can tell a crash loop from a process killed while it worked
+(worker/restarts.py).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -14,6 +21,20 @@ from typing import Any
 from steep.logs import setup_logging
 from steep.settings import configure
 from steep.worker.process import QueueSpec, WorkerProcess
+
+
+def _report(config: dict[str, Any], message: bytes) -> None:
+    fd = config.get("report_fd")
+    if fd is None:
+        return
+    with contextlib.suppress(OSError):
+        os.write(fd, message[:4000])
+
+
+def _failed(config: dict[str, Any], exc: BaseException) -> None:
+    """Tell the supervisor what stopped this process (it matters only before ready)."""
+    summary = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    _report(config, b"E" + summary.encode("utf-8", "replace"))
 
 
 def run(config: dict[str, Any]) -> int:
@@ -34,6 +55,8 @@ def run(config: dict[str, Any]) -> int:
         burst=config["burst"],
         max_memory_mb=config["max_memory_mb"],
         supervised=True,
+        on_ready=lambda: _report(config, b"R"),
+        restarts=config.get("restarts"),
     )
     return process.run()
 
@@ -48,8 +71,9 @@ def run_forked(config: dict[str, Any]) -> None:
         code = run(config)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
+    except BaseException as exc:
         traceback.print_exc()
+        _failed(config, exc)
     finally:
         _leave(code)
 
@@ -65,5 +89,18 @@ def _leave(code: int) -> None:
     os._exit(code)
 
 
+def main(config: dict[str, Any]) -> None:
+    """The body of a spawned worker process (a new interpreter); never returns."""
+    try:
+        code = run(config)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException as exc:
+        traceback.print_exc()
+        _failed(config, exc)
+        code = 1
+    _leave(code)
+
+
 if __name__ == "__main__":
-    _leave(run(json.loads(sys.argv[1])))
+    main(json.loads(sys.argv[1]))

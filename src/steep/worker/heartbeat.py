@@ -138,6 +138,10 @@ class Heartbeat(threading.Thread):
             "concurrency": p.concurrency,
             "started": self.started,
         }
+        if p.restarts:
+            # the restarts of this process's slot: {"count", "window", "total", "last_at",
+            # "last_cause"} (worker/restarts.py)
+            info["restarts"] = json.dumps(p.restarts)
         pipe = self.client.pipeline(transaction=False)
         pipe.hset(self.keys.worker(p.worker_id), mapping=info)
         pipe.zadd(self.keys.workers, {p.worker_id: int(time.time() * 1000)})

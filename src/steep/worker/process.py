@@ -23,7 +23,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +110,8 @@ class WorkerProcess:
         max_memory_mb: float | None = None,
         supervised: bool = False,
         install_signals: bool = True,
+        on_ready: Callable[[], None] | None = None,
+        restarts: dict[str, Any] | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.queues = list(queues)
@@ -118,6 +120,11 @@ class WorkerProcess:
         self.burst = burst
         self.max_memory_mb = max_memory_mb
         self.supervised = supervised
+        # called once the process is connected, registered and about to fetch (the
+        # supervisor's sign that it can work: worker/restarts.py)
+        self.on_ready = on_ready
+        # the restarts of this process's slot, for its heartbeat record
+        self.restarts = restarts
         self.install_signals = install_signals
         self.keys = Keys(self.settings.namespace)
         self.qkeys = {q.name: self.keys.queue(q.name) for q in self.queues}
@@ -218,6 +225,8 @@ class WorkerProcess:
             " (burst)" if self.burst else "",
         )
         fetcher = asyncio.create_task(self.fetcher.run(), name="steep-fetch")
+        if self.on_ready is not None:
+            self.on_ready()
         acker = asyncio.create_task(self.settler.run(), name="steep-ack")
         scheduler = asyncio.create_task(loops.schedule_loop(self), name="steep-schedule")
         metrics = asyncio.create_task(loops.metrics_loop(self), name="steep-metrics")

@@ -3,7 +3,8 @@
 - imports the application once up front, so a broken import fails at start
   with its traceback instead of in a restart loop;
 - restarts a worker process that dies, returning its in-flight jobs to
-  their queues at once (no need to wait for its heartbeat to expire);
+  their queues at once (no need to wait for its heartbeat to expire), with
+  the back-off and the crash-loop rule of worker/restarts.py;
 - restarts a process that exits to be recycled (memory limit, stuck job);
 - forwards signals: SIGTERM/SIGINT once for a graceful stop, twice for a
   hard one; SIGTSTP to quiet every process.
@@ -26,18 +27,22 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+import psutil
+
 from steep import hooks
 from steep.connection import make_client
 from steep.keys import Keys
 from steep.settings import Settings
 from steep.worker.heartbeat import requeue_worker
 from steep.worker.process import EXIT_RECYCLE, QueueSpec, host_label
+from steep.worker.restarts import RESTART_WINDOW, RSS_SAMPLES, SlotHistory, cause_of, rising
 
 log = logging.getLogger("steep.supervisor")
 
-# A process that dies this soon after starting counts toward a crash loop.
-EARLY_DEATH = 5.0
-MAX_EARLY_DEATHS = 5
+# The supervisor's exit code when it gave up on a crash loop.
+EXIT_CRASH_LOOP = 3
+# How often the supervisor samples its processes' memory (for the OOM hint).
+RSS_EVERY = 0.5
 
 
 class Forked:
@@ -79,7 +84,33 @@ class Child:
     slot: int
     worker_id: str
     proc: subprocess.Popen[bytes] | Forked
+    # the read end of the pipe the process reports on: b"R" once ready, or b"E" and
+    # the error that stopped it before
+    report_fd: int
     started: float = field(default_factory=time.monotonic)
+    ready_at: float | None = None
+    error: str = ""
+    rss: deque[int] = field(default_factory=lambda: deque(maxlen=RSS_SAMPLES))
+
+    def read_reports(self) -> None:
+        while True:
+            try:
+                data = os.read(self.report_fd, 4096)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                return
+            if data.startswith(b"R") and self.ready_at is None:
+                self.ready_at = time.monotonic()
+                data = data[1:]
+            if data.startswith(b"E"):
+                self.error = data[1:].decode("utf-8", "replace").strip()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.report_fd)
 
 
 class Supervisor:
@@ -105,7 +136,9 @@ class Supervisor:
         self.children: dict[int, Child] = {}
         self._signals: deque[int] = deque()
         self._stopping = 0
-        self._early_deaths: deque[float] = deque(maxlen=MAX_EARLY_DEATHS)
+        self.slots = {slot: SlotHistory() for slot in range(processes)}
+        self._given_up = ""
+        self._last_rss = 0.0
         self._warned_threads = False
 
     def run(self) -> int:
@@ -131,6 +164,7 @@ class Supervisor:
             for child in self.children.values():
                 if child.proc.poll() is None:
                     child.proc.kill()
+                child.close()
             self.client.close()
 
     def _record_signal(self, signum: int, frame: object) -> None:
@@ -139,6 +173,10 @@ class Supervisor:
 
     def _spawn(self, slot: int) -> None:
         worker_id = f"{host_label()}-{os.getpid()}.{slot}-{os.urandom(3).hex()}"
+        history = self.slots[slot]
+        history.start_at = None
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
         config = {
             "modules": self.modules,
             "queues": [[q.name, q.weight] for q in self.queues],
@@ -148,23 +186,34 @@ class Supervisor:
             "burst": self.burst,
             "log_level": self.settings.log_level,
             "log_format": self.settings.log_format,
+            "report_fd": write_end,
+            "restarts": (
+                {**history.record(), "slot": slot, "supervisor": os.getpid()}
+                if history.total
+                else None
+            ),
         }
         proc: subprocess.Popen[bytes] | Forked
-        if self._can_fork():
-            from steep.worker.child import run_forked
+        try:
+            if self._can_fork():
+                from steep.worker.child import run_forked
 
-            sys.stdout.flush()
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:
-                run_forked(config)  # never returns
-            proc = Forked(pid)
-        else:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "steep.worker.child", json.dumps(config)],
-                start_new_session=True,
-            )
-        self.children[slot] = Child(slot, worker_id, proc)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    os.close(read_end)
+                    run_forked(config)  # never returns
+                proc = Forked(pid)
+            else:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "steep.worker.child", json.dumps(config)],
+                    start_new_session=True,
+                    pass_fds=(write_end,),
+                )
+        finally:
+            os.close(write_end)
+        self.children[slot] = Child(slot, worker_id, proc, read_end)
         log.info("worker process %d started (slot %d, id %s)", proc.pid, slot, worker_id)
 
     def _can_fork(self) -> bool:
@@ -189,18 +238,39 @@ class Supervisor:
             while self._signals:
                 self._act(self._signals.popleft())
             for slot, child in list(self.children.items()):
+                child.read_reports()
                 code = child.proc.poll()
                 if code is not None:
+                    child.read_reports()  # its last word, written just before it ended
                     self._reap(slot, child, code)
-            if not self.children:
-                return 0
-            if self._crash_loop():
-                log.error("worker processes keep dying right after start; giving up")
+            if self._given_up:
+                log.error("%s", self._given_up)
                 self._forward(signal.SIGTERM)
                 self._stopping = max(self._stopping, 1)
                 self._wait_children(self.settings.shutdown_timeout + 5)
-                return 1
-            time.sleep(0.1)
+                return EXIT_CRASH_LOOP
+            now = time.monotonic()
+            waiting = False
+            for slot, history in self.slots.items():
+                if history.start_at is None or slot in self.children:
+                    continue
+                if self._stopping:
+                    history.start_at = None
+                elif now >= history.start_at:
+                    self._spawn(slot)
+                else:
+                    waiting = True
+            if not self.children and not waiting:
+                return 0
+            if now - self._last_rss >= RSS_EVERY:
+                self._last_rss = now
+                self._sample_memory()
+            time.sleep(0.05)
+
+    def _sample_memory(self) -> None:
+        for child in self.children.values():
+            with contextlib.suppress(psutil.Error):
+                child.rss.append(psutil.Process(child.proc.pid).memory_info().rss)
 
     def _act(self, signum: int) -> None:
         name = signal.Signals(signum).name
@@ -223,7 +293,9 @@ class Supervisor:
 
     def _reap(self, slot: int, child: Child, code: int) -> None:
         del self.children[slot]
-        lived = time.monotonic() - child.started
+        child.close()
+        now = time.monotonic()
+        lived = now - child.started
         # Its jobs (if any are left) go back now instead of after its heartbeat expires.
         try:
             moved = requeue_worker(
@@ -240,24 +312,43 @@ class Supervisor:
             return
         if code == EXIT_RECYCLE:
             log.info("worker process %d recycled; starting a new one", child.proc.pid)
-        else:
-            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
-            log.error(
-                "worker process %d %s after %.1f s; %d in-flight jobs returned to their "
-                "queues; restarting it",
-                child.proc.pid,
-                how,
-                lived,
-                moved,
+            self._spawn(slot)
+            return
+        history = self.slots[slot]
+        ready_for = None if child.ready_at is None else now - child.ready_at
+        history.died(code, ready_for, time.time())
+        ended = f"killed by {cause_of(code)}" if code < 0 else f"exited with {code}"
+        cause = ended + (f" ({child.error})" if child.error else "")
+        give_up = self.settings.give_up_after
+        if ready_for is None and give_up and history.unready >= give_up:
+            self._given_up = (
+                f"worker processes cannot start: the last {history.unready} of slot {slot} "
+                f"ended before they became ready (last: {cause}); giving up "
+                f"(give_up_after = {give_up}; 0 restarts them forever)"
             )
-            if lived < EARLY_DEATH:
-                self._early_deaths.append(time.monotonic())
-        self._spawn(slot)
-
-    def _crash_loop(self) -> bool:
-        return (
-            len(self._early_deaths) == MAX_EARLY_DEATHS
-            and self._early_deaths[-1] - self._early_deaths[0] < EARLY_DEATH * MAX_EARLY_DEATHS
+            return
+        delay = history.delay(self.settings.restart_delay, self.settings.restart_delay_max)
+        history.start_at = now + delay
+        how = "before it became ready" if ready_for is None else f"after {lived:.1f} s"
+        hint = ""
+        if history.kills >= 2 and rising(child.rss):
+            hint = (
+                f"; killed {history.kills} times in a row with its memory rising "
+                f"(to {child.rss[-1] / 1048576:.0f} MiB): probably the OOM killer: set "
+                "max_memory to recycle before it"
+            )
+        log.error(
+            "worker process %d (slot %d) %s %s; %d in-flight jobs returned to their "
+            "queues; restarting it in %.1f s (%d restarts in %d min)%s",
+            child.proc.pid,
+            slot,
+            cause,
+            how,
+            moved,
+            delay,
+            len(history.restarts),
+            RESTART_WINDOW // 60,
+            hint,
         )
 
     def _wait_children(self, timeout: float) -> None:
