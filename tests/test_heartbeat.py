@@ -79,3 +79,25 @@ def test_remote_quiet_and_stop(client, run_worker):
     wait_for(lambda: handle.status.value == "queued", message="the job back in its queue")
     client.rpush(keys.worker_signals(worker.worker_id), "stop")
     wait_for(lambda: client.zscore(keys.workers, worker.worker_id) is None, message="stop")
+
+
+def test_quiet_ends_a_blocked_fetch_at_once(client, run_worker, monkeypatch):
+    """A worker idle in its blocking fetch goes quiet at once (CLIENT UNBLOCK): a job that
+    arrives right after is not taken, not even to be handed back."""
+    from steep.worker import fetch
+
+    monkeypatch.setattr(fetch, "BLOCK_TIMEOUT", 30.0)  # a fetch that ends by itself: 30 s
+    keys = get_keys()
+    worker = run_worker(burst=False)
+
+    def blocked() -> int:
+        return int(client.info("clients")["blocked_clients"])
+
+    wait_for(lambda: blocked() == 1 and worker.fetcher.block_ids, message="a blocked fetch")
+    worker.threadsafe(worker.request_quiet)
+    wait_for(lambda: blocked() == 0, message="the blocked fetch to end")
+    handle = jobs.add.enqueue(1, 1)
+    holds_for(lambda: handle.status.value == "queued", 0.5, message="the job left alone")
+    assert client.hget(keys.worker(worker.worker_id), "busy") in (None, b"0")
+    worker.threadsafe(worker.request_stop, "test over")
+    wait_for(lambda: client.zscore(keys.workers, worker.worker_id) is None, message="stop")

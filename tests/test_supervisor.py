@@ -148,7 +148,7 @@ def test_max_memory_recycles_gracefully(client, worker_cli):
         timeout=15,
         message="the process to be recycled",
     )
-    assert handle.status is None  # it finished (and was acknowledged) before the recycle
+    assert handle.status is None, cli.text  # it finished (and was acknowledged) before the recycle
     assert "recycling this process" in cli.text
     assert psutil.pid_exists(first) is False or psutil.Process(first).status() == "zombie"
     cli.signal(signal.SIGTERM)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 import uuid
 from datetime import UTC, date, datetime
@@ -9,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from steep import JobFailed, JobStatus
+from steep import JobFailed, JobStatus, ops
 from steep.connection import SCRIPTS, get_keys
 from steep.job import Envelope, encode_envelope
 from tests import jobs
@@ -191,3 +193,32 @@ def test_heartbeat_registers_and_unregisters(client, run_worker):
         lambda: client.zscore(keys.workers, worker.worker_id) is None,
         message="worker to unregister",
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("timeout", -5, "`float` > 0.0 - at `$.timeout`"), ("retries", -1, "`int` >= 0")],
+)
+def test_an_envelope_with_an_impossible_limit_is_a_bad_payload(
+    client, run_worker, field, value, message
+):
+    qk = get_keys().queue("default")
+    raw = json.dumps({"id": "bad1", "name": "tests.jobs.add", "queue": "default", "args": [1, 2]})
+    raw = raw[:-1] + f', "{field}": {value}}}'
+    SCRIPTS.enqueue(client, [qk.queued, qk.jobs, qk.state, qk.scheduled], ["bad1", raw, 0])
+    run_worker()
+    assert client.zscore(qk.dead, "bad1") is not None  # never run, never retried
+    error = client.hget(qk.errors, "bad1").decode()
+    assert "BadPayload" in error and message in error
+
+
+def test_an_id_without_envelope_is_logged_and_counted(client, run_worker, caplog):
+    qk = get_keys().queue("default")
+    client.lpush(qk.queued, "ghost1")  # its envelope is gone (deleted by hand)
+    ok = jobs.add.enqueue(1, 1)
+    with caplog.at_level(logging.WARNING, logger="steep.worker"):
+        run_worker()
+    assert ok.result(timeout=1) == 2
+    assert "job ghost1 in queue default has no envelope" in caplog.text
+    assert ops.queue("default").missing == 1
+    assert client.llen(qk.queued) == 0 and not client.hexists(qk.jobs, "ghost1")

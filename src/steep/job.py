@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import os
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -36,8 +36,9 @@ class Envelope(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     queue: str
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
-    retries: int = 0
-    timeout: float | None = None
+    # checked on decode: a bad value makes the job a BadPayload (dead set, with the reason)
+    retries: Annotated[int, msgspec.Meta(ge=0)] = 0
+    timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
     result_ttl: int | None = None
     attempt: int = 0
     enqueued_at: float = 0.0

@@ -222,6 +222,8 @@ class AsyncLane:
         # script sha -> its SCRIPT LOAD in progress / how many have finished
         self._loading: dict[str, asyncio.Future[Any]] = {}
         self._loads: dict[str, int] = {}
+        # (the connection's writer, its CLIENT ID), asked once per connection
+        self._client_id: tuple[asyncio.StreamWriter, int] | None = None
 
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
         """Run `script` and return its reply; ConnectionError when the reply is lost."""
@@ -269,6 +271,16 @@ class AsyncLane:
     async def open(self) -> bool:
         """Connect if needed; False when this lane cannot be used (redis-py must serve)."""
         return self._writer is not None or await self._open() is not None
+
+    async def client_id(self) -> int:
+        """The CLIENT ID of this lane's connection (after `open()`; asked once per
+        connection), so that another connection can CLIENT UNBLOCK a command sent here."""
+        writer = self._writer
+        if writer is None:
+            raise ConnectionError("the connection to Redis was lost")
+        if self._client_id is None or self._client_id[0] is not writer:
+            self._client_id = (writer, int(await self.send("CLIENT", "ID")))
+        return self._client_id[1]
 
     def send(self, *command: Any) -> asyncio.Future[Any]:
         """Write one command at once (after `open()`): its reply, or a hiredis.ReplyError

@@ -27,6 +27,8 @@ class QueueInfo:
     paused: bool
     processed: int
     failed: int
+    # ids found in the queue without an envelope (deleted or settled meanwhile), dropped
+    missing: int = 0
 
 
 def queue_names(client: redis.Redis | None = None) -> list[str]:
@@ -55,7 +57,7 @@ def _read(client: redis.Redis, names: list[str]) -> list[QueueInfo]:
         pipe.zcard(qk.dead)
         pipe.lindex(qk.queued, -1)
         pipe.exists(qk.paused)
-        pipe.hmget(qk.stats, "processed", "failed")
+        pipe.hmget(qk.stats, "processed", "failed", "missing")
         pipe.zcard(qk.prioritized)
         # the token is pushed on an empty list, so it sits at (or near) the consumer end
         pipe.lpos(qk.queued, WAKE_TOKEN, rank=-1, maxlen=1000)
@@ -65,7 +67,7 @@ def _read(client: redis.Redis, names: list[str]) -> list[QueueInfo]:
     out = []
     now = time.time()
     for i, name in enumerate(names):
-        size, scheduled, dead, _, paused, (processed, failed), prioritized, token = raw[
+        size, scheduled, dead, _, paused, (processed, failed, missing), prioritized, token = raw[
             i * 8 : i * 8 + 8
         ]
         # jobs with a priority wait in their own set; a wake-up token is no job
@@ -81,6 +83,7 @@ def _read(client: redis.Redis, names: list[str]) -> list[QueueInfo]:
                 bool(paused),
                 int(processed or 0),
                 int(failed or 0),
+                int(missing or 0),
             )
         )
     return out

@@ -11,7 +11,8 @@
 --         priority, in id order (steep's ids sort by creation time)
 -- ARGV[1] max jobs to take
 -- ARGV[2] running marker stored as the state: "running <worker id> <ms>"
--- Returns a flat array: id1, envelope1, id2, envelope2, ...
+-- Returns a flat array: id1, envelope1, id2, envelope2, ... (an empty envelope: the id
+-- had none, and was dropped)
 local out = {}
 if redis.call('EXISTS', KEYS[5]) == 1 then
   return out
@@ -50,8 +51,14 @@ for i, id in ipairs(ids) do
     state_args[#state_args + 1] = id
     state_args[#state_args + 1] = marker
   else
-    -- an id without an envelope was settled or deleted meanwhile: drop it
+    -- an id without an envelope was settled or deleted meanwhile: drop it, and hand it
+    -- over with an empty envelope so the worker says so (a wake-up token, which has a
+    -- space and is never a job id, is dropped quietly)
     redis.call('LREM', KEYS[2], 1, id)
+    if not string.find(id, ' ', 1, true) then
+      out[#out + 1] = id
+      out[#out + 1] = ''
+    end
   end
 end
 if #state_args > 0 then

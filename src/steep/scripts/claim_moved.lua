@@ -33,8 +33,14 @@ for _, id in ipairs(moved) do
     out[#out + 1] = envelope
     redis.call('HSET', KEYS[4], id, marker)
   else
-    -- settled or deleted meanwhile: drop it
+    -- an id without an envelope was settled or deleted meanwhile: drop it, and hand it
+    -- over with an empty envelope so the worker says so (a wake-up token, which has a
+    -- space and is never a job id, is dropped quietly)
     redis.call('LREM', KEYS[2], 1, id)
+    if not string.find(id, ' ', 1, true) then
+      out[#out + 1] = id
+      out[#out + 1] = ''
+    end
   end
 end
 return out

@@ -66,6 +66,8 @@ class Fetcher:
         self.quiet = False  # no new jobs: fetching ends
         self.blockers: dict[str, asyncio.Task[list[bytes]]] = {}
         self.lanes: dict[str, AsyncLane] = {}  # one per queue, for its blocking fetch
+        self.block_ids: dict[str, int] = {}  # queue -> CLIENT ID of its lane's connection
+        self._unblocking: set[asyncio.Task[Any]] = set()
 
     async def aclose(self) -> None:
         for lane in self.lanes.values():
@@ -193,6 +195,7 @@ class Fetcher:
             if lane is None:
                 lane = self.lanes[qname] = AsyncLane(self.redis)
             if await lane.open():
+                self.block_ids[qname] = await lane.client_id()
                 return await self._block_on_lane(lane, qk.queued, keys, marker)
         except RETRYABLE as exc:
             log.warning("lost connection to Redis while waiting for jobs (%s)", exc)
@@ -252,6 +255,28 @@ class Fetcher:
                 return []
             claimed = await SCRIPTS.claim_moved.run_async(self.redis, keys, [marker])
         return claimed  # type: ignore[no-any-return]
+
+    def unblock(self) -> None:
+        """Quiet or stop: end the blocked fetches now (CLIENT UNBLOCK makes a BLMOVE
+        return as on its timeout), so that quiet takes effect at once, no job that arrives
+        in the block's last second is taken only to be handed back, and an idle worker
+        stops in milliseconds. A fetch not blocked yet ends on its own timeout."""
+        for qname, blocker in self.blockers.items():
+            client_id = self.block_ids.get(qname)
+            if client_id is not None:
+                task = asyncio.ensure_future(self._unblock(client_id, blocker))
+                self._unblocking.add(task)
+                task.add_done_callback(self._unblocking.discard)
+
+    async def _unblock(self, client_id: int, blocker: asyncio.Task[Any]) -> None:
+        # the BLMOVE may still be on its way to the server: try again for a moment
+        for _ in range(20):
+            if blocker.done():
+                return
+            with contextlib.suppress(*RETRYABLE):
+                if await self.redis.client_unblock(client_id):
+                    return
+            await asyncio.sleep(0.01)
 
     async def _drain_blockers(self) -> None:
         """Fetching has ended (quiet or stop): wait out the blocked fetches and give

@@ -169,6 +169,7 @@ class WorkerProcess:
             len(self.running),
         )
         self.fetcher.quiet = True
+        self.fetcher.unblock()
         self._stop.set()
         self._wake.set()
         # iterable jobs stop at their next step boundary and go back to their queues
@@ -179,11 +180,15 @@ class WorkerProcess:
         if not self.fetcher.quiet:
             log.info("quiet: no new jobs will be fetched; %d still running", len(self.running))
         self.fetcher.quiet = True
+        self.fetcher.unblock()
         self._wake.set()
 
     def request_recycle(self, reason: str) -> None:
-        if self.exit_code != EXIT_RECYCLE:
-            log.warning("recycling this process: %s", reason)
+        # asked again (the memory check of every heartbeat while over the limit): the
+        # graceful stop is under way, and a repeat must not turn it into a hard one
+        if self.exit_code == EXIT_RECYCLE:
+            return
+        log.warning("recycling this process: %s", reason)
         self.exit_code = EXIT_RECYCLE
         self.request_stop(reason)
 
@@ -309,8 +314,23 @@ class WorkerProcess:
     # -- running ---------------------------------------------------------------------
 
     def _start(self, qname: str, job_id: str, payload: bytes) -> None:
+        if not payload:  # the claim found no envelope for the id, and dropped it
+            self.loop.create_task(self._dropped(qname, job_id))
+            return
         task = self.loop.create_task(self._run_one(qname, job_id, payload))
         self.running[job_id] = Running(qname, job_id, payload, time.time(), task)
+
+    async def _dropped(self, qname: str, job_id: str) -> None:
+        log.warning(
+            "job %s in queue %s has no envelope (deleted or settled meanwhile); dropped it",
+            job_id,
+            qname,
+            extra={"job_id": job_id, "queue": qname, "event": "missing"},
+        )
+        try:
+            await self.redis.hincrby(self.qkeys[qname].stats, "missing", 1)  # type: ignore[misc]
+        except RETRYABLE as exc:
+            log.debug("missing job %s not counted: %s", job_id, exc)
 
     async def _run_one(self, qname: str, job_id: str, payload: bytes) -> None:
         running = self.running[job_id]
