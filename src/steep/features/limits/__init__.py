@@ -24,7 +24,7 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import redis
 import redis.asyncio
@@ -34,6 +34,9 @@ from steep.connection import RETRYABLE, SCRIPTS, get_async_client, get_client, g
 from steep.errors import SteepError
 from steep.job import Envelope, encode
 from steep.keys import LimitKeys
+
+if TYPE_CHECKING:
+    from steep.options import JobOptions
 
 log = logging.getLogger("steep.limits")
 
@@ -417,7 +420,7 @@ class LimitsOption(options.Feature):
     def check(self, values: dict[str, Any]) -> bool:
         return _check_limits(values)
 
-    def stamp(self, envelope: Envelope, opts: options.JobOptions, at: float | None) -> None:
+    def stamp(self, envelope: Envelope, opts: JobOptions, at: float | None) -> None:
         # named in the envelope so `.options(limits=...)` reaches the worker
         envelope.meta["limits"] = [limiter.name for limiter in opts.get("limits")]
 
