@@ -67,11 +67,14 @@ def test_server_restart_mid_run_loses_nothing(client, worker_cli, server):
     cli = worker_cli("worker", "tests.jobs", "-p", "2", "-c", "10")
     wait_for(lambda: int(client.get("test:runs:restart") or 0) > 300, message="progress")
     assert int(client.get("test:runs:restart")) < n - 500  # the run is far from over
+    before = sorted(cli.children())
     server.restart(down_for=1.0)
     wait_for(lambda: settled(client, "restart", n), timeout=90, message="every job to run")
     assert int(client.get("test:runs:restart")) >= n
     assert cli.proc.poll() is None  # the workers rode it out
-    assert "lost connection" in cli.text or "retrying" in cli.text
+    # ... in the same processes: none crashed (their client retries, or the fetch loop's,
+    # carried them over the outage; which one logs depends on where the outage hit)
+    assert sorted(cli.children()) == before and len(before) == 2
     late = [jobs.add.enqueue(i, i) for i in range(20)]  # and keep working afterwards
     assert [h.result(timeout=10) for h in late] == [2 * i for i in range(20)]
     cli.signal(signal.SIGTERM)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import redis.asyncio
 
     from steep.context import JobContext
+    from steep.options import JobOptions
 
 
 def stamp(envelope: Envelope, expires_in: float, at: float | None) -> None:
@@ -59,7 +60,7 @@ class ExpiryOption(options.Feature):
             raise ValueError(f"expires_in must be > 0 seconds, got {expires_in}")
         return expires_in is not None
 
-    def stamp(self, envelope: Envelope, opts: options.JobOptions, at: float | None) -> None:
+    def stamp(self, envelope: Envelope, opts: JobOptions, at: float | None) -> None:
         stamp(envelope, opts.get("expires_in"), at)
 
 

@@ -31,7 +31,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -181,7 +181,9 @@ def _sync_driver(fn: Callable[..., Any]) -> Callable[..., Any]:
         walk = _Walk(ctx, fn)
         client = get_client()
         key, initial = walk.opening()
-        done, cursor = walk.opened(client.set(key, initial, nx=True, get=True, ex=walk.ttl))
+        # SET ... GET replies with the previous value: bytes, or None if there was none
+        raw = cast("bytes | None", client.set(key, initial, nx=True, get=True, ex=walk.ttl))
+        done, cursor = walk.opened(raw)
         if done:
             return None
         gen = fn(*args, cursor=cursor, **kwargs)
@@ -215,7 +217,7 @@ def _async_driver(fn: Callable[..., Any]) -> Callable[..., Any]:
         walk = _Walk(ctx, fn)
         client = get_async_client()
         key, initial = walk.opening()
-        raw = await client.set(key, initial, nx=True, get=True, ex=walk.ttl)
+        raw = cast("bytes | None", await client.set(key, initial, nx=True, get=True, ex=walk.ttl))
         done, cursor = walk.opened(raw)
         if done:
             return
@@ -266,6 +268,7 @@ async def set_aside(settler: Settling, outcome: Outcome) -> None:
         return
     qk = settler.qkeys[outcome.queue]
     inflight = qk.inflight(settler.worker_id)
+    argv: list[str | int]
     if exc.park:
         keys, argv = [inflight, qk.state, qk.scheduled], [outcome.job_id, PARKED_UNTIL_MS]
         script = SCRIPTS.named("iterable_park")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 import redis.asyncio
@@ -26,6 +26,9 @@ from steep import options
 from steep.connection import SCRIPTS, get_keys
 from steep.job import Envelope, Job
 from steep.keys import WAKE_TOKEN, QueueKeys
+
+if TYPE_CHECKING:
+    from steep.options import JobOptions
 
 __all__ = ["HIGHEST", "LOWEST", "WAKE_TOKEN", "apush", "check_priority", "push", "queued_page"]
 
@@ -92,7 +95,7 @@ class PriorityOption(options.Feature):
             check_priority(values["priority"])
         return bool(values["priority"])
 
-    def stamp(self, envelope: Envelope, opts: options.JobOptions, at: float | None) -> None:
+    def stamp(self, envelope: Envelope, opts: JobOptions, at: float | None) -> None:
         envelope.priority = opts.get("priority")
 
     def push(
@@ -100,7 +103,7 @@ class PriorityOption(options.Feature):
         client: redis.Redis,
         envelopes: Sequence[Envelope],
         payloads: Sequence[bytes],
-        opts: options.JobOptions,
+        opts: JobOptions,
         at: float | None,
     ) -> list[Job] | None:
         push(client, opts.queue, envelopes, payloads, at)
@@ -111,7 +114,7 @@ class PriorityOption(options.Feature):
         client: redis.asyncio.Redis,
         envelopes: Sequence[Envelope],
         payloads: Sequence[bytes],
-        opts: options.JobOptions,
+        opts: JobOptions,
         at: float | None,
     ) -> list[Job] | None:
         await apush(client, opts.queue, envelopes, payloads, at)
@@ -134,13 +137,14 @@ def queued_page(client: redis.Redis, qk: QueueKeys, offset: int, size: int) -> l
     ids: list[str] = []
     end = offset + size
     if offset < high:
-        raw = client.zrange(qk.prioritized, offset, min(end, high) - 1)
+        raw = cast("list[bytes]", client.zrange(qk.prioritized, offset, min(end, high) - 1))
         ids += [r.decode() for r in raw]
     start, stop = max(offset, high) - high, min(end, high + plain) - high
     if start < stop:
-        raw = client.lrange(qk.queued, -stop, -(start + 1))
+        raw = cast("list[bytes]", client.lrange(qk.queued, -stop, -(start + 1)))
         ids += [r.decode() for r in reversed(raw)]
     start, stop = max(offset, high + plain) - plain, end - plain
     if start < stop:
-        ids += [r.decode() for r in client.zrange(qk.prioritized, start, stop - 1)]
+        raw = cast("list[bytes]", client.zrange(qk.prioritized, start, stop - 1))
+        ids += [r.decode() for r in raw]
     return ids

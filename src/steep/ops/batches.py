@@ -7,6 +7,8 @@ an index entry can outlive its batch: such entries are skipped and pruned here.
 
 from __future__ import annotations
 
+from typing import cast
+
 import redis
 
 from steep.connection import get_keys
@@ -26,7 +28,8 @@ def batches(
     gone: list[str] = []
     start, page = 0, max(limit, 50)
     while len(out) < limit:
-        ids = [i.decode() for i in client.zrevrange(index, start, start + page - 1)]
+        raw = cast("list[bytes]", client.zrevrange(index, start, start + page - 1))
+        ids = [i.decode() for i in raw]
         if not ids:
             break
         for batch_id in ids:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -55,7 +55,7 @@ def workers(client: redis.Redis | None = None) -> list[WorkerInfo]:
     """Every registered worker process, oldest heartbeat first."""
     client = client_or_default(client)
     keys = get_keys()
-    entries = client.zrange(keys.workers, 0, -1, withscores=True)
+    entries = cast("list[tuple[bytes, float]]", client.zrange(keys.workers, 0, -1, withscores=True))
     pipe = client.pipeline(transaction=False)
     for worker_id, _ in entries:
         pipe.hgetall(keys.worker(worker_id.decode()))

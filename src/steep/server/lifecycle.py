@@ -254,8 +254,8 @@ def run_foreground(settings: Settings) -> int:
         code = child.wait()
         return 128 - code if code < 0 else code
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         if child is not None and child.poll() is None:
             child.terminate()
             child.wait()

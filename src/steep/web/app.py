@@ -88,7 +88,7 @@ def render(request: Request, template: str, **context: Any) -> HTMLResponse:
     config = request.app.state.config
     token = request.cookies.get(CSRF_COOKIE) or request.state.__dict__.get("csrf")
     fresh = token is None
-    if fresh:
+    if token is None:
         token = new_csrf_token()
     base = request.scope.get("root_path", "").rstrip("/")
     html = env.get_template(template).render(

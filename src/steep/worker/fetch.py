@@ -202,7 +202,8 @@ class Fetcher:
             await asyncio.sleep(0.5)
             return []
         pipe = self.redis.pipeline(transaction=False)
-        pipe.blmove(qk.queued, keys[1], BLOCK_TIMEOUT, "RIGHT", "LEFT")
+        # redis-py annotates the timeout as int; BLMOVE takes fractional seconds (Redis 6+)
+        pipe.blmove(qk.queued, keys[1], BLOCK_TIMEOUT, "RIGHT", "LEFT")  # type: ignore[arg-type]
         pipe.evalsha(SCRIPTS.claim_moved.sha, len(keys), *keys, marker)
         try:
             moved, claimed = await pipe.execute(raise_on_error=False)

@@ -20,7 +20,7 @@ import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import psutil
 import redis
@@ -29,6 +29,8 @@ from steep.connection import RETRYABLE, SCRIPTS, make_client
 from steep.keys import Keys
 
 if TYPE_CHECKING:
+    from redis.typing import EncodableT
+
     from steep.worker.process import WorkerProcess
 
 log = logging.getLogger("steep.worker")
@@ -64,14 +66,14 @@ def worker_queues(client: redis.Redis, keys: Keys, worker_id: str) -> list[str]:
     if raw:
         return list(json.loads(raw))
     # no description left: look in every known queue
-    return sorted(q.decode() for q in client.smembers(keys.queues))  # type: ignore[union-attr]
+    return sorted(q.decode() for q in cast("set[bytes]", client.smembers(keys.queues)))
 
 
 def reap_expired(client: redis.Redis, keys: Keys, timeout: float) -> dict[str, int]:
     """Requeue the jobs of every worker process silent for longer than `timeout` seconds."""
     cutoff = int((time.time() - timeout) * 1000)
     reaped: dict[str, int] = {}
-    for raw in client.zrangebyscore(keys.workers, "-inf", cutoff):
+    for raw in cast("list[bytes]", client.zrangebyscore(keys.workers, "-inf", cutoff)):
         worker_id = raw.decode()
         moved = requeue_worker(client, keys, worker_id, worker_queues(client, keys, worker_id))
         reaped[worker_id] = moved
@@ -92,9 +94,9 @@ def sweep_orphans(client: redis.Redis, keys: Keys) -> int:
     operator's FLUSH of the wrong keys, a crash between two steps) must not
     strand jobs forever.
     """
-    live = {w.decode() for w in client.zrange(keys.workers, 0, -1)}
+    live = {w.decode() for w in cast("list[bytes]", client.zrange(keys.workers, 0, -1))}
     moved = 0
-    for raw in client.smembers(keys.queues):  # type: ignore[union-attr]
+    for raw in cast("set[bytes]", client.smembers(keys.queues)):
         qk = keys.queue(raw.decode())
         prefix = qk.inflight("")
         for key in client.scan_iter(match=_glob_escape(prefix) + "*", count=1000):
@@ -130,7 +132,7 @@ class Heartbeat(threading.Thread):
 
     def register(self) -> None:
         p = self.process
-        info = {
+        info: dict[EncodableT, EncodableT] = {
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "queues": json.dumps([q.name for q in p.queues]),
@@ -241,7 +243,8 @@ class Heartbeat(threading.Thread):
         p = self.process
         suspects: set[tuple[str, str]] = set()
         for name, qk in p.qkeys.items():
-            ids = {raw.decode() for raw in self.client.lrange(qk.inflight(p.worker_id), 0, -1)}
+            inflight = cast("list[bytes]", self.client.lrange(qk.inflight(p.worker_id), 0, -1))
+            ids = {raw.decode() for raw in inflight}
             suspects |= {(name, i) for i in ids - known}
         strays = suspects & self._suspects
         self._suspects = suspects - strays

@@ -16,13 +16,14 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 import redis.asyncio
 
-from steep.connection import RETRYABLE, SCRIPTS
+from steep.connection import RETRYABLE, SCRIPTS, ArgvArgs
 from steep.hooks import Defer, Discard, Hook, Outcome
 from steep.job import encode, encode_envelope
 from steep.keys import QueueKeys
@@ -41,7 +42,7 @@ class Settler:
         self,
         client: redis.asyncio.Redis,
         lane: AsyncLane,
-        qkeys: dict[str, QueueKeys],
+        qkeys: Mapping[str, QueueKeys],
         worker_id: str,
         settings: Settings,
     ) -> None:
@@ -253,7 +254,7 @@ class Settler:
             result_ttl = env.result_ttl if env and env.result_ttl else 0
             keep_result = encode({"error": error}) if result_ttl else b""
         self._log_failure(outcome, error, retry, at - now)
-        argv = [
+        argv: ArgvArgs = [
             outcome.job_id,
             payload,
             encode(error),

@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from steep.job import Envelope, encode_envelope
 
 if TYPE_CHECKING:
-    from steep.registry import JobFunction, JobOptions
+    from steep.options import JobOptions
+    from steep.registry import JobFunction
     from steep.settings import Settings
 
 log = logging.getLogger("steep.cron")

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import redis.asyncio
 
     from steep.keys import Keys
-    from steep.registry import JobOptions
+    from steep.options import JobOptions
     from steep.settings import Settings
 
 from steep.features.cron.entry import (

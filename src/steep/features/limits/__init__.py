@@ -16,7 +16,7 @@ no attempt spent) with a delay the limiter derives, and goes on with other jobs
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steep import options
 from steep.features.limits.limiters import (
@@ -32,6 +32,9 @@ from steep.features.limits.limiters import (
     _recorded as _recorded,  # tests clear it
 )
 from steep.job import Envelope
+
+if TYPE_CHECKING:
+    from steep.options import JobOptions
 
 __all__ = [
     "DECLARED",
@@ -70,7 +73,7 @@ class LimitsOption(options.Feature):
     def check(self, values: dict[str, Any]) -> bool:
         return _check_limits(values)
 
-    def stamp(self, envelope: Envelope, opts: options.JobOptions, at: float | None) -> None:
+    def stamp(self, envelope: Envelope, opts: JobOptions, at: float | None) -> None:
         # named in the envelope so `.options(limits=...)` reaches the worker
         envelope.meta["limits"] = [limiter.name for limiter in opts.get("limits")]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -49,7 +49,7 @@ def edit_job(
     and/or its queue. Refused (OpsError) once a worker holds it."""
     client = client_or_default(client)
     qk = get_keys().queue(queue)
-    raw = client.hget(qk.jobs, job_id)
+    raw = cast("bytes | None", client.hget(qk.jobs, job_id))
     if raw is None:
         raise _refuse("missing", queue, job_id)
     data = decode(raw)
@@ -144,7 +144,7 @@ def delete_jobs(
     total = 0
     jobs_key = get_keys().queue(queue).jobs
     for chunk in chunks(ids):
-        envelopes = client.hmget(jobs_key, chunk)
+        envelopes = cast("list[bytes | None]", client.hmget(jobs_key, chunk))
         total += int(SCRIPTS.delete(client, _queue_keys(queue), [word, *chunk]))
         unique.release_deleted(client, queue, chunk, envelopes)
     return total
@@ -192,7 +192,7 @@ def _all(queue: str, state: str, client: redis.Redis | None, *, retry: bool) -> 
     word = STATE_WORDS[state]
     total, offset = 0, 0
     while True:
-        ids = [r.decode() for r in client.zrange(key, offset, offset + 499)]
+        ids = [r.decode() for r in cast("list[bytes]", client.zrange(key, offset, offset + 499))]
         if not ids:
             return total
         seen = len(ids)

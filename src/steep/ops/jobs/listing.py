@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 
@@ -121,12 +122,16 @@ def _batches(
             ids = priority.queued_page(client, qk, offset, size)
             jobs = _hydrate(client, queue, ids)
         elif state == "succeeded":
-            ids = [r.decode() for r in client.zrange(qk.done, offset, offset + size - 1, desc=True)]
+            done = cast("list[bytes]", client.zrange(qk.done, offset, offset + size - 1, desc=True))
+            ids = [r.decode() for r in done]
             jobs = _results(client, queue, qk, ids)
         else:
             key = qk.dead if state == "dead" else qk.scheduled
-            raw = client.zrange(
-                key, offset, offset + size - 1, desc=state == "dead", withscores=True
+            raw = cast(
+                "list[tuple[bytes, float]]",
+                client.zrange(
+                    key, offset, offset + size - 1, desc=state == "dead", withscores=True
+                ),
             )
             ids = [r.decode() for r, _ in raw]
             scores = {r.decode(): s / 1000 for r, s in raw}
@@ -141,11 +146,11 @@ def _batches(
 def _scan_running(
     client: redis.Redis, queue: str, qk: QueueKeys, scan: int, size: int
 ) -> tuple[int, list[JobInfo]]:
-    scan, entries = client.hscan(qk.state, scan, count=size)
+    scan, entries = cast("tuple[int, dict[bytes, bytes]]", client.hscan(qk.state, scan, count=size))
     ids = [k.decode() for k, v in entries.items() if v.startswith(b"running")]
     jobs = [j for j in _hydrate(client, queue, ids) if j.state == "running"]
     if jobs:
-        reports = client.mget([qk.progress(j.id) for j in jobs])
+        reports = cast("list[bytes | None]", client.mget([qk.progress(j.id) for j in jobs]))
         for job, report in zip(jobs, reports, strict=True):
             job.progress = progress.parse(report)
     return scan, jobs
