@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -306,3 +307,22 @@ def run_example(
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def dashboard(client, monkeypatch):
+    for name in ("STEEP_WEB_PASSWORD", "STEEP_WEB_TOKEN", "STEEP_WEB_READ_ONLY"):
+        monkeypatch.delenv(name, raising=False)
+    from steep.web.serve import serve_in_thread
+
+    port = free_port()
+    server = serve_in_thread("127.0.0.1", port)
+    wait_for(lambda: server.started, message="the dashboard to listen")
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True

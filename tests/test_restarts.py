@@ -29,14 +29,16 @@ def test_back_off_doubles_while_processes_die_young_and_resets_once_one_worked()
         h.died(-signal.SIGKILL, ready_for=0.1, now=now)  # killed soon after it was ready
         delays.append(h.delay(0.5, 30))
     assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
-    assert h.unready == 0 and h.kills == 9
+    h.died(-signal.SIGKILL, ready_for=0.1, now=now, worked=True)  # it had finished jobs
+    assert h.delay(0.5, 30) == 0.0
+    assert h.unready == 0 and h.kills == 10
     h.died(1, ready_for=HEALTHY_AFTER, now=now)
     assert h.delay(0.5, 30) == 0.0 and h.kills == 0
     h.died(1, ready_for=None, now=now)  # never became ready: counts toward giving up
     h.died(1, ready_for=None, now=now)
     assert h.unready == 2 and h.delay(0.5, 30) == 1.0  # the third death in a row
     record = h.record()
-    assert record["total"] == 12 and record["last_cause"] == "exit 1"
+    assert record["total"] == 13 and record["last_cause"] == "exit 1"
 
 
 def test_restarts_older_than_the_window_are_not_counted():

@@ -8,7 +8,6 @@ test-artifacts/.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from pathlib import Path
 
@@ -35,25 +34,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def dashboard(client, monkeypatch):
-    for name in ("STEEP_WEB_PASSWORD", "STEEP_WEB_TOKEN", "STEEP_WEB_READ_ONLY"):
-        monkeypatch.delenv(name, raising=False)
-    from steep.web.serve import serve_in_thread
-
-    port = _free_port()
-    server = serve_in_thread("127.0.0.1", port)
-    wait_for(lambda: server.started, message="the dashboard to listen")
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
 
 
 @pytest.fixture

@@ -5,10 +5,7 @@ HTTP requests to a real dashboard server, no browser."""
 from __future__ import annotations
 
 import re
-import socket
 import urllib.request
-
-import pytest
 
 from steep import ops
 from tests import jobs
@@ -17,25 +14,6 @@ from tests.conftest import wait_for
 # the pages of the dashboard's menu that carry a live (htmx-polled) fragment
 PAGES = ("/", "/workers")
 _LIVE = re.compile(r'<div[^>]*\bid="(?P<id>[\w-]+)"[^>]*\bhx-get="(?P<url>[^"]+)"')
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def dashboard(client, monkeypatch):
-    for name in ("STEEP_WEB_PASSWORD", "STEEP_WEB_TOKEN", "STEEP_WEB_READ_ONLY"):
-        monkeypatch.delenv(name, raising=False)
-    from steep.web.serve import serve_in_thread
-
-    port = _free_port()
-    server = serve_in_thread("127.0.0.1", port)
-    wait_for(lambda: server.started, message="the dashboard to listen")
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
 
 
 def get(url: str) -> str:

@@ -1,9 +1,9 @@
 """One worker process started by the supervisor: forked from it, or a new interpreter.
 
 It reports on a pipe the supervisor gave it: b"R" once it is ready (connected,
-registered, about to fetch), or b"E" and the error that stopped it before that, so the
-supervisor can tell a crash loop from a process killed while it worked
-(worker/restarts.py).
+registered, about to fetch), b"W" once it has done work (its first finished jobs are
+written), or b"E" and the error that stopped it before it was ready, so the supervisor
+can tell a crash loop from a process killed while it worked (worker/restarts.py).
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def run(config: dict[str, Any]) -> int:
         max_memory_mb=config["max_memory_mb"],
         supervised=True,
         on_ready=lambda: _report(config, b"R"),
+        on_worked=lambda: _report(config, b"W"),
         restarts=config.get("restarts"),
     )
     return process.run()

@@ -111,6 +111,7 @@ class WorkerProcess:
         supervised: bool = False,
         install_signals: bool = True,
         on_ready: Callable[[], None] | None = None,
+        on_worked: Callable[[], None] | None = None,
         restarts: dict[str, Any] | None = None,
     ) -> None:
         self.settings = settings or get_settings()
@@ -123,6 +124,7 @@ class WorkerProcess:
         # called once the process is connected, registered and about to fetch (the
         # supervisor's sign that it can work: worker/restarts.py)
         self.on_ready = on_ready
+        self.on_worked = on_worked  # once, when its first finished jobs are written
         # the restarts of this process's slot, for its heartbeat record
         self.restarts = restarts
         self.install_signals = install_signals
@@ -217,6 +219,7 @@ class WorkerProcess:
         # claims and acks, the calls made per batch of jobs, go through a lean lane
         self.lane = AsyncLane(self.redis)
         self.settler = Settler(self.redis, self.lane, self.qkeys, self.worker_id, self.settings)
+        self.settler.on_first_ack = self.on_worked
         self.executor.redis = self.redis
         self.fetcher = Fetcher(self)
         self._install_signal_handlers()

@@ -1,11 +1,12 @@
 """When the supervisor restarts a worker process, and when it gives up.
 
-A process that dies after it became ready (connected, registered, fetching) is
-restarted: at once the first time, then with an exponential back-off while its
-successors keep dying soon after they start (`restart_delay` doubling up to
-`restart_delay_max`); one that stays ready for HEALTHY_AFTER seconds resets it. A tree
-whose processes do work never gives up, however often they are killed (the OOM
-killer, an operator). Only a crash loop stops the supervisor: `give_up_after`
+A process that dies after it became ready (connected, registered, fetching) and did
+work (finished jobs), or that stayed ready for HEALTHY_AFTER seconds, is restarted at
+once: a tree whose processes do work never gives up or slows down, however often they
+are killed (the OOM killer, an operator). One that dies young without finishing a job
+(a job that crashes its process, again and again) is restarted with an exponential
+back-off: `restart_delay`, doubling up to `restart_delay_max`. Only a crash loop stops
+the supervisor: `give_up_after`
 processes of one slot in a row that died *before* they became ready (an import error
 in a spawned process, a broken setting, a server that refuses them), since restarting
 those can never do any work. `give_up_after = 0` restarts forever.
@@ -52,14 +53,15 @@ class SlotHistory:
     kills: int = 0  # SIGKILLs in a row
     start_at: float | None = None  # monotonic time a waiting restart is due
 
-    def died(self, code: int, ready_for: float | None, now: float) -> None:
-        """Record a death; `ready_for`: how long the process had been ready (None: never)."""
+    def died(self, code: int, ready_for: float | None, now: float, worked: bool = False) -> None:
+        """Record a death; `ready_for`: how long the process had been ready (None: never);
+        `worked`: it had finished jobs."""
         cause = cause_of(code)
         if ready_for is None:
             self.unready += 1
         else:
             self.unready = 0
-            if ready_for >= HEALTHY_AFTER:
+            if worked or ready_for >= HEALTHY_AFTER:
                 self.streak = 0
         self.streak += 1
         self.total += 1

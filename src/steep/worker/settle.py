@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +57,8 @@ class Settler:
         self._ack_ready = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        # called once, after the first batch of successes is written
+        self.on_first_ack: Callable[[], None] | None = None
 
     @property
     def busy(self) -> bool:
@@ -184,6 +186,10 @@ class Settler:
             try:
                 await self._send_acks(batch)
                 failures = 0
+                if self.on_first_ack is not None:
+                    # the process has done work (the supervisor's back-off resets)
+                    self.on_first_ack()
+                    self.on_first_ack = None
                 if hooked:
                     self._spawn(self._after_settle(hooked))
             except RETRYABLE as exc:

@@ -89,6 +89,7 @@ class Child:
     report_fd: int
     started: float = field(default_factory=time.monotonic)
     ready_at: float | None = None
+    worked: bool = False  # it wrote finished jobs
     error: str = ""
     rss: deque[int] = field(default_factory=lambda: deque(maxlen=RSS_SAMPLES))
 
@@ -102,8 +103,11 @@ class Child:
                 data = b""
             if not data:
                 return
-            if data.startswith(b"R") and self.ready_at is None:
-                self.ready_at = time.monotonic()
+            while data[:1] in (b"R", b"W"):
+                if data[:1] == b"R" and self.ready_at is None:
+                    self.ready_at = time.monotonic()
+                if data[:1] == b"W":
+                    self.worked = True
                 data = data[1:]
             if data.startswith(b"E"):
                 self.error = data[1:].decode("utf-8", "replace").strip()
@@ -316,7 +320,7 @@ class Supervisor:
             return
         history = self.slots[slot]
         ready_for = None if child.ready_at is None else now - child.ready_at
-        history.died(code, ready_for, time.time())
+        history.died(code, ready_for, time.time(), worked=child.worked)
         ended = f"killed by {cause_of(code)}" if code < 0 else f"exited with {code}"
         cause = ended + (f" ({child.error})" if child.error else "")
         give_up = self.settings.give_up_after
