@@ -264,8 +264,10 @@ def test_pause_resume_and_trigger_through_ops(client, run_worker):
     wait_for(lambda: cron_jobs.runs("beat"), message="a first tick")
     ops.pause_cron("beat")
     assert ops.cron_entry("beat").paused and ops.cron_entry("beat").next_run is None
-    # a tick in flight when the pause landed may still finish: wait one tick
-    time.sleep(1.2)
+    # a tick enqueued before the pause landed may still run: wait until no job of the
+    # queue is waiting or running (every later tick sees the pause)
+    jobs_key = get_keys().queue("default").jobs
+    wait_for(lambda: client.hlen(jobs_key) == 0, message="the tick in flight to finish")
     before = len(cron_jobs.runs("beat"))
     # must NOT tick while paused: two ticks' worth of time
     holds_for(lambda: len(cron_jobs.runs("beat")) == before, 2.0, message="no tick while paused")
