@@ -60,7 +60,9 @@ class Repo:
         git("clone", "--quiet", str(self.origin), str(self.work))
         git("checkout", "--quiet", "-B", "main", cwd=self.work)
 
-    def commit(self, files: dict[str, str], message: str = "change", branch: str | None = None) -> str:
+    def commit(
+        self, files: dict[str, str], message: str = "change", branch: str | None = None
+    ) -> str:
         if branch:
             git("checkout", "--quiet", "-B", branch, cwd=self.work)
         for name, text in files.items():
@@ -105,7 +107,10 @@ class CI:
         configure(pipeline={"url": url, "projects": {"shop": table}}, data_dir=self.data)
 
     def worker(
-        self, *args: str, env: dict[str, str] | None = None, queues: str = "pipeline-control,pipeline"
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        queues: str = "pipeline-control,pipeline",
     ) -> WorkerCLI:
         full_env = {
             **os.environ,
@@ -133,6 +138,15 @@ class CI:
 
         return wait_for(done, timeout=timeout, message=f"run {run_id} in {states}")
 
+    def wait_step(self, run_id: str, step: str, timeout: float = 30.0) -> Any:
+        def done() -> Any:
+            run = self.run(run_id)
+            record = run.step(step) if run else None
+            finished = ("passed", "failed", "cancelled", "skipped", "error")
+            return record if record is not None and record.state in finished else None
+
+        return wait_for(done, timeout=timeout, message=f"step {step} of {run_id} to end")
+
     def stop(self) -> None:
         for cli in self.workers:
             if cli.proc.poll() is None:
@@ -140,9 +154,7 @@ class CI:
 
 
 @pytest.fixture
-def ci(
-    client: redis.Redis, server: ServerHandle, tmp_path: Path, settings: Any
-) -> Iterator[CI]:
+def ci(client: redis.Redis, server: ServerHandle, tmp_path: Path, settings: Any) -> Iterator[CI]:
     handle = CI(tmp_path, server, client)
     yield handle
     handle.stop()
