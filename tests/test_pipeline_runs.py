@@ -291,7 +291,10 @@ def test_a_build_whose_worker_is_killed_runs_the_step_again_and_ends(ci, tmp_pat
 
 
 def test_the_cache_is_restored_for_the_same_key_and_not_for_another(ci):
-    script = "if [ -f .venv/made ]; then echo cache hit; else mkdir -p .venv; echo made > .venv/made; echo cache miss; fi"
+    script = (
+        "if [ -f .venv/made ]; then echo cache hit;"
+        " else mkdir -p .venv; echo made > .venv/made; echo cache miss; fi"
+    )
     steps = [{"name": "deps", "run": script}]
     cache = {"paths": [".venv"], "key": ["requirements.txt"]}
     ci.repo.commit({"steep.toml": definition(steps, cache=cache), "requirements.txt": "flask==3\n"})
