@@ -163,3 +163,79 @@ def ci(client: redis.Redis, server: ServerHandle, tmp_path: Path, settings: Any)
 @pytest.fixture
 def app_steps() -> Callable[..., str]:
     return definition
+
+
+@pytest.fixture
+def ci_web(ci: CI, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The CI server's HTTP side in this process: webhooks in front of the dashboard
+    with the pipeline's pages, on a free loopback port (as `steep pipeline server`)."""
+    import threading
+
+    from steep.pipeline.server import with_webhooks
+    from steep.pipeline.web import extension
+    from steep.web.serve import build_server
+    from tests.conftest import free_port
+
+    for name in ("STEEP_WEB_PASSWORD", "STEEP_WEB_TOKEN", "STEEP_WEB_READ_ONLY"):
+        monkeypatch.delenv(name, raising=False)
+    port = free_port()
+    server = build_server("127.0.0.1", port, extensions=[extension()], wrap=with_webhooks)
+    server.config.install_signal_handlers = False  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, message="the CI server to listen")
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def github_push(ref: str, sha: str, message: str = "change") -> dict[str, Any]:
+    return {
+        "ref": f"refs/heads/{ref}",
+        "after": sha,
+        "deleted": False,
+        "head_commit": {"id": sha, "message": message, "author": {"name": "Ada Dev"}},
+        "repository": {"full_name": "acme/shop"},
+    }
+
+
+def github_pull_request(number: int, head: str, head_sha: str, base: str, action: str = "opened"):
+    return {
+        "action": action,
+        "number": number,
+        "pull_request": {
+            "title": "A feature",
+            "user": {"login": "ada"},
+            "head": {"ref": head, "sha": head_sha},
+            "base": {"ref": base},
+        },
+        "repository": {"full_name": "acme/shop"},
+    }
+
+
+def post_hook(
+    url: str,
+    body: bytes,
+    *,
+    forge: str = "github",
+    event: str = "push",
+    secret: str | None = None,
+    delivery: str | None = None,
+    signature: str | None = None,
+) -> Any:
+    import hashlib
+    import hmac
+    import uuid
+
+    import httpx2
+
+    headers = {"Content-Type": "application/json"}
+    if secret is not None and signature is None:
+        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        signature = f"sha256={digest}" if forge == "github" else digest
+    prefix = "X-GitHub" if forge == "github" else "X-Gitea"
+    if signature is not None:
+        headers["X-Hub-Signature-256" if forge == "github" else "X-Gitea-Signature"] = signature
+    headers[f"{prefix}-Event"] = event
+    headers[f"{prefix}-Delivery"] = delivery or str(uuid.uuid4())
+    return httpx2.post(url, content=body, headers=headers, timeout=10)

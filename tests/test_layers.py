@@ -12,6 +12,8 @@ functions, and under `if TYPE_CHECKING:`. The layers, and what each may import:
     cli       steep/cli/: everything but contrib
     contrib   steep/contrib/: the core, ops, web, cli
     api       steep/__init__.py, __main__.py: the core, the features, cli (the facade)
+    pipeline  steep/pipeline/: an application of steep: its public API (the facade and
+              the core), ops, and the dashboard's extension point (web)
 
 Nothing in the core imports a feature, the worker, ops, web or the CLI, so the core
 runs jobs with no feature registered (tests/test_core_alone.py shows it does).
@@ -33,11 +35,12 @@ ALLOWED: dict[str, set[str]] = {
     "worker": {"core", "worker"},
     "ops": {"core", "features", "ops"},
     "web": {"core", "features", "ops", "web"},
-    "cli": {"core", "features", "worker", "ops", "web", "cli", "api"},
+    "cli": {"core", "features", "worker", "ops", "web", "cli", "api", "pipeline"},
     "contrib": {"core", "features", "ops", "web", "cli", "contrib", "api"},
     "api": {"core", "features", "cli", "api"},
+    "pipeline": {"core", "features", "ops", "web", "api", "pipeline"},
 }
-LAYER_DIRS = ("features", "worker", "ops", "web", "cli", "contrib")
+LAYER_DIRS = ("features", "worker", "ops", "web", "cli", "contrib", "pipeline")
 
 
 def module_name(path: Path) -> str:

@@ -128,6 +128,15 @@ def ls_remote(repo: str, timeout: float = 60.0) -> dict[str, str]:
     return heads
 
 
+def default_branch(repo: str, timeout: float = 60.0) -> str:
+    """The branch the remote's HEAD points at (main, master...)."""
+    out = run(["ls-remote", "--symref", repo, "HEAD"], timeout=timeout).stdout
+    for line in out.splitlines():
+        if line.startswith("ref: refs/heads/"):
+            return line.split()[1].removeprefix("refs/heads/")
+    raise GitError("the remote has no default branch (is it empty?)")
+
+
 def resolve(mirror_path: Path, ref: str) -> str | None:
     """The commit `ref` names in the mirror (a branch, a tag, a sha), or None."""
     for candidate in (f"refs/heads/{ref}", f"refs/tags/{ref}", ref):
