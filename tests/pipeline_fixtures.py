@@ -239,3 +239,60 @@ def post_hook(
     headers[f"{prefix}-Event"] = event
     headers[f"{prefix}-Delivery"] = delivery or str(uuid.uuid4())
     return httpx2.post(url, content=body, headers=headers, timeout=10)
+
+
+class Recorder:
+    """An HTTP server on loopback that records every request and answers with the
+    status codes it is given, in order (then `then`). It stands in for a forge's status
+    API and for a notification receiver, which cannot run here."""
+
+    def __init__(self, answers: list[int] | None = None, then: int = 201) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[dict[str, Any]] = []
+        self.answers = list(answers or [])
+        self.then = then
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                code = recorder.answers.pop(0) if recorder.answers else recorder.then
+                recorder.requests.append(
+                    {
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "json": json.loads(body or b"null"),
+                        "answered": code,
+                    }
+                )
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def recorder() -> Iterator[Callable[..., Recorder]]:
+    made: list[Recorder] = []
+
+    def make(answers: list[int] | None = None, then: int = 201) -> Recorder:
+        made.append(Recorder(answers, then))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()

@@ -224,7 +224,12 @@ def run_command(project: str, ref: str | None, sha: str | None, as_json: bool) -
             ref = git.default_branch(settings.repo)
         except git.GitError as exc:
             _fail(f"cannot read the default branch of {settings.shown_repo}: {exc}")
-    run_id, _ = start_run(project, ref or (sha or "")[:12], trigger="manual", sha=sha)
+    if sha:  # a commit by hand is on no branch: it has a lane of its own
+        run_id, _ = start_run(
+            project, sha[:12], trigger="manual", sha=sha, lane=f"commit:{sha[:12]}"
+        )
+    else:
+        run_id, _ = start_run(project, ref or "", trigger="manual")
     if as_json:
         _echo_json({"id": run_id})
     else:

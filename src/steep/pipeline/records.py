@@ -87,6 +87,11 @@ class Run(msgspec.Struct):
         return self.state in FINAL
 
     @property
+    def settled(self) -> bool:
+        """It has its verdict and no step still runs (a cancelled step takes a moment)."""
+        return self.final and not any(s.state == "running" for s in self.steps)
+
+    @property
     def duration(self) -> float | None:
         if self.started is None:
             return None

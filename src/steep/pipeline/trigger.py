@@ -34,6 +34,7 @@ def start_run(
     rerun_of: str | None = None,
     failed_only: bool = False,
     base_sha: str | None = None,
+    lane: str | None = None,
 ) -> tuple[str, bool]:
     """Start a run of `project` at `ref` (or `sha`). Returns (run id, created); a trigger
     seeing a commit its lane has built already gets that run's id and False."""
@@ -48,7 +49,7 @@ def start_run(
         trigger=trigger,
         created=time.time(),
         sha=sha,
-        lane=store.lane_of(ref, pr),
+        lane=lane or store.lane_of(ref, pr),
         pr=pr,
         base_ref=base_ref,
         author=author,
@@ -114,5 +115,6 @@ def rerun(run_id: str, failed_only: bool = False) -> str:
         rerun_of=run.id,
         failed_only=failed_only,
         base_sha=run.base_sha if failed_only else None,
+        lane=m.lane,
     )
     return new_id

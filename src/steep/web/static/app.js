@@ -127,6 +127,13 @@
     refreshTimes();
     setInterval(refreshTimes, 15000);
     document.body.addEventListener("htmx:afterSwap", function (e) { refreshTimes(e.target); });
+    // a run page opened while the run was being prepared: show its steps' logs once
+    // they are known
+    document.body.addEventListener("htmx:afterSettle", function () {
+      var steps = document.querySelectorAll("#run-steps tr[data-step]").length;
+      var shown = document.querySelectorAll("details.steplog").length;
+      if (document.getElementById("run-steps") && steps > shown) window.location.reload();
+    });
     if (typeof uPlot === "undefined") return;
     var live = document.getElementById("live-chart");
     if (live) liveChart(live);
