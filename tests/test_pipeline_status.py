@@ -82,7 +82,7 @@ def test_a_failure_and_the_first_green_build_after_it_are_notified(ci, recorder,
         def __init__(self):
             self.messages = []
 
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+        async def handle_DATA(self, server, session, envelope):
             self.messages.append((envelope.rcpt_tos, envelope.content.decode()))
             return "250 OK"
 
