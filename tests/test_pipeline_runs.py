@@ -57,7 +57,7 @@ def test_a_failing_step_fails_the_run_and_the_next_stage_never_starts(ci):
     assert run.step("tests").state == "failed"
     assert run.step("tests").exit_code == 3
     assert "exited with code 3" in run.reason
-    assert run.step("deploy-ish").state == "queued"  # never started
+    assert run.step("deploy-ish").state == "skipped"  # never started
     assert run.step("deploy-ish").started is None
 
 
@@ -255,7 +255,7 @@ def test_rerun_of_failed_steps_only_carries_the_passed_ones_over(ci, tmp_path):
     ci.worker()
     first = ci.wait(start_run("shop", "main", trigger="manual")[0])
     assert first.state == "failed"
-    assert _steps(first)["package"][0] == "queued"
+    assert _steps(first)["package"][0] == "skipped"
     flag.write_text("yes")
     again = ci.wait(rerun(first.id, failed_only=True))
     assert again.state == "passed", again.reason
@@ -307,3 +307,44 @@ def test_the_cache_is_restored_for_the_same_key_and_not_for_another(ci):
     ci.repo.push("main")
     three = ci.wait(start_run("shop", "main", trigger="manual")[0])
     assert "cache miss" in _log(three.id, "deps")
+
+
+def test_the_whole_run_has_a_timeout_too(ci):
+    steps = [{"name": "one", "run": "sleep 1"}, {"name": "two", "run": "sleep 60"}]
+    ci.repo.commit({"steep.toml": definition(steps, timeout=3)})
+    ci.repo.push("main")
+    ci.worker()
+    run_id = start_run("shop", "main", trigger="manual")[0]
+    run = ci.wait(run_id, timeout=60)
+    assert run.state == "failed"
+    assert run.reason == "step 'two' failed: the run timed out after 3 s: its processes were ended"
+    assert run.finished - run.started < 10
+
+
+def test_a_run_whose_steps_no_worker_takes_ends_at_its_deadline(ci):
+    ci.repo.commit({"steep.toml": definition([{"name": "t", "run": "true"}], timeout=1)})
+    ci.repo.push("main")
+    ci.worker(queues="pipeline-control")  # no build worker: the step waits in its queue
+    run_id = start_run("shop", "main", trigger="manual")[0]
+    run = ci.wait(run_id, timeout=60)
+    assert (run.state, run.reason) == ("failed", "the run timed out after 1 s")
+    assert run.step("t").state == "skipped"
+
+
+def test_only_the_newest_runs_are_kept_with_their_logs(ci):
+    text = ci.config_path.read_text().replace("[pipeline]\n", "[pipeline]\nkeep_runs = 2\n")
+    ci.config_path.write_text(text)
+    from steep.settings import configure, get_settings
+
+    configure(pipeline={**get_settings().pipeline, "keep_runs": 2})
+    ci.repo.commit({"steep.toml": definition([{"name": "t", "run": "echo hello"}])})
+    ci.repo.push("main")
+    ci.worker()
+    ids = [ci.wait(start_run("shop", "main", trigger="manual")[0]).id for _ in range(3)]
+    from steep.pipeline import list_runs, store
+
+    assert [r.id for r in list_runs("shop")] == ids[:0:-1]  # the two newest, newest first
+    assert ci.run(ids[0]) is None
+    assert not ci.client.exists(store.keys().log(ids[0], "t"))
+    assert not (ci.data / "pipeline" / "runs" / ids[0]).exists()
+    assert (ci.data / "pipeline" / "runs" / ids[2] / "t.log").is_file()

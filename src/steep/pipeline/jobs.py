@@ -28,13 +28,20 @@ log = logging.getLogger("steep.pipeline")
 QUEUE = "pipeline"
 CONTROL = "pipeline-control"
 DEFINITION_FILE = "steep.toml"
-DEADLINE_SLACK = 30.0  # seconds past a run's timeout before its deadline job ends it
+# seconds past a run's timeout before its deadline job ends it: the steps end themselves at
+# the run's timeout; the deadline is for a run whose steps could not (no worker took them)
+DEADLINE_SLACK = 5.0
 
 
 def conclude(run: Run, state: str, reason: str = "") -> bool:
     """Give the run its verdict (once) and tell the forge and the people who asked."""
     if not store.finish_run(run, state, reason):
         return False
+    fresh = store.get_run(run.id) or run
+    for step in fresh.steps:
+        if step.state == "queued":  # a later stage, or a step no worker took in time
+            step.state, step.reason = "skipped", f"the run ended before it started ({state})"
+            store.save_step(run.id, step)
     log.info("run %s %s%s", run.id, state, f": {reason}" if reason else "")
     send_status.enqueue(run.id)
     notify_run.enqueue(run.id)

@@ -89,6 +89,7 @@ def execute_step(run_id: str, name: str) -> str:
     try:
         if interrupted:
             ended = runner.end_stale(*stale)
+            shutil.rmtree(config.workspace(run_id, name, record.attempt - 1), ignore_errors=True)
             writer.note(
                 f"attempt {record.attempt}: the worker of the previous attempt stopped"
                 + ("; its processes were ended" if ended else "")
@@ -151,7 +152,14 @@ def _build(
             return None
         return f"the run ended ({state})"
 
-    deadline = time.monotonic() + step.timeout
+    # the step's own timeout, or what is left of the run's, whichever ends first
+    run_left = (run.started or time.time()) + plan.timeout - time.time()
+    limit, limited_by = (
+        (step.timeout, f"timed out after {step.timeout:g} s")
+        if step.timeout <= run_left
+        else (run_left, f"the run timed out after {plan.timeout:g} s")
+    )
+    deadline = time.monotonic() + limit
     for label, script in (("setup", step.setup), ("run", step.run)):
         if not script:
             continue
@@ -163,7 +171,7 @@ def _build(
         if outcome.exit_code is None:
             stopped = outcome.reason or "ended"
             if "timed out" in stopped:
-                stopped = f"timed out after {step.timeout:g} s: its processes were ended"
+                stopped = f"{limited_by}: its processes were ended"
             state = "cancelled" if stopped.startswith("the run ended") else "failed"
             writer.note(stopped)
             return _finish(run_id, record, state, None, stopped)

@@ -5,6 +5,7 @@ so a run exists from the moment it was asked for and is never lost in between.""
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 
 from steep.pipeline import config as pipeline_config
@@ -73,7 +74,11 @@ def start_run(
     for other in store.get_runs(older):
         if other.id != run_id and not other.final and other.meta.sha != sha:
             jobs.conclude(other, "cancelled", f"superseded by {run_id} ({(sha or ref)[:12]})")
-    store.prune(project, config.keep_runs)
+    for gone in store.prune(project, config.keep_runs):
+        # what this machine kept of the forgotten runs: their log files, any workspace
+        # left by a worker that died
+        for folder in (config.data_dir / "runs" / gone, config.data_dir / "workspaces" / gone):
+            shutil.rmtree(folder, ignore_errors=True)
     log.info("run %s: %s %s (%s)", run_id, project, ref, trigger)
     return run_id, True
 
