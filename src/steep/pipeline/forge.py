@@ -52,8 +52,8 @@ def repo_from_url(url: str) -> str | None:
 
 def target(project: Project, forge_repo: str | None, forge_api: str | None) -> Target | None:
     """Where statuses of `project` go, or None when it has no forge to report to."""
-    if project.forge == "none":
-        return None
+    if project.forge == "none" or not project.token_env:
+        return None  # no token named: the project wants no statuses
     api = project.forge_api or forge_api or DEFAULT_API.get(project.forge)
     repo = project.forge_repo or forge_repo or repo_from_url(project.repo)
     if not api or not repo:
@@ -72,11 +72,7 @@ def post_status(
 ) -> None:
     token = project.token()
     if token is None:
-        raise ForgeRefused(
-            f"no API token: set {project.token_env} on the CI server"
-            if project.token_env
-            else "no API token: set token_env for the project in the CI server's steep.toml"
-        )
+        raise ForgeRefused(f"no API token: {project.token_env} is not set on the CI server")
     if project.forge == "github":
         url = f"{where.api}/repos/{where.repo}/statuses/{sha}"
         headers = {

@@ -281,9 +281,29 @@ def deliver_mail(recipients: list[str], body: dict) -> None:  # type: ignore[typ
     notify.send_mail(pipeline_config.load(), recipients, body)
 
 
-@job(queue=CONTROL, cron="* * * * * *", retries=0, timeout=300)
+def _poll_schedule() -> str | None:
+    """The poller's cron schedule: as often as the most often polled project needs (a
+    whole divisor of a minute, in seconds), or none when no project is polled."""
+    try:
+        intervals = [p.poll for p in pipeline_config.load().projects.values() if p.poll > 0]
+    except Exception:  # a broken [pipeline] table is reported where it is used
+        return None
+    if not intervals:
+        return None
+    every = max(d for d in (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30) if d <= max(min(intervals), 1))
+    return f"*/{every} * * * * *" if every > 1 else "* * * * * *"
+
+
 def poll_remotes() -> None:
-    """Every second: poll the remotes of the projects whose interval has passed."""
+    """Poll the remotes of the projects whose interval has passed."""
     from steep.pipeline.poller import poll_due
 
     poll_due()
+
+
+_schedule = _poll_schedule()
+poll_remotes = (  # type: ignore[assignment]
+    job(queue=CONTROL, cron=_schedule, retries=0, timeout=300)(poll_remotes)
+    if _schedule
+    else job(queue=CONTROL, retries=0, timeout=300)(poll_remotes)
+)

@@ -84,6 +84,10 @@ def serve(host: str, port: int, *, builders: int = 0) -> None:
         f"project(s); webhooks at /pipeline/hooks/<github|gitea>/<project>",
         flush=True,
     )
+    # uvicorn stops on SIGTERM/SIGINT and then raises the signal again for the handler it
+    # found: make that one a no-op, so the workers are stopped below and the exit is clean
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     try:
         server.run()
     finally:
