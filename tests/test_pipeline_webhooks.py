@@ -148,18 +148,19 @@ def test_polling_a_remote_builds_each_new_head_once(ci):
     ci.repo.commit({"steep.toml": definition([{"name": "t", "run": "true"}])})
     ci.repo.push("main")
     ci.worker()
-    # the first poll records what is there and builds nothing
+    # the first poll records what is there and builds the default branch only
     wait_for(lambda: ci.client.exists(store.keys().heads("shop")), message="the first poll")
-    assert store.list_runs("shop") == []
+    first = wait_for(lambda: store.list_runs("shop"), message="the first build")
+    assert [(r.meta.ref, r.meta.trigger) for r in first] == [("main", "poll")]
     sha = ci.repo.commit({"a.txt": "1"})
     ci.repo.push("main")
     feature = ci.repo.commit({"b.txt": "1"}, branch="feature")
     ci.repo.push("feature")
-    runs = wait_for(lambda: len(store.list_runs("shop")) == 2 and store.list_runs("shop"))
+    runs = wait_for(lambda: len(store.list_runs("shop")) == 3 and store.list_runs("shop")[:2])
     assert {(r.meta.ref, r.meta.sha, r.meta.trigger) for r in runs} == {
         ("main", sha, "poll"),
         ("feature", feature, "poll"),
     }
     for run in runs:
         assert ci.wait(run.id).state == "passed"
-    assert len(store.list_runs("shop")) == 2  # polled again since, and built nothing more
+    assert len(store.list_runs("shop")) == 3  # polled again since, and built nothing more

@@ -2,8 +2,9 @@
 with `poll = N` has its branches listed (`git ls-remote`) every N seconds by whichever
 worker's cron tick gets there first, and each branch whose head moved gets a run.
 
-The first poll of a project only records what is there: enabling polling does not
-build every branch at once.
+The first poll of a project records what is there and builds only its default
+branch, and only when the project has no run yet: a new project gets one first build,
+and enabling polling on a busy remote does not build every branch at once.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ def poll(project: pipeline_config.Project) -> list[str]:
     known = {k.decode(): v.decode() for k, v in r.hgetall(key).items()}  # type: ignore[union-attr]
     first = not r.exists(key)
     started: list[str] = []
+    if first and not store.client().zcard(store.keys().project_runs(project.name)):
+        branch = git.default_branch(project.repo)
+        if branch in heads:
+            run_id, created = start_run(project.name, branch, trigger="poll", sha=heads[branch])
+            started += [run_id] if created else []
     if not first:
         for branch, sha in sorted(heads.items()):
             if known.get(branch) != sha:
