@@ -211,7 +211,7 @@ def _description(run: Run) -> str:
 
 @job(
     queue=CONTROL,
-    retries=12,
+    retries=20,  # with the back-off below: about an hour of a forge being down
     timeout=120,
     backoff=0.5,
     max_backoff=300.0,
