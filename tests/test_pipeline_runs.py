@@ -348,3 +348,31 @@ def test_only_the_newest_runs_are_kept_with_their_logs(ci):
     assert not ci.client.exists(store.keys().log(ids[0], "t"))
     assert not (ci.data / "pipeline" / "runs" / ids[0]).exists()
     assert (ci.data / "pipeline" / "runs" / ids[2] / "t.log").is_file()
+
+
+def test_a_full_workspace_disk_is_said_on_the_step_and_the_run_ends(ci, tmp_path):
+    import subprocess
+
+    import pytest
+
+    # a real full disk: the build machine's data dir on a small tmpfs (needs root)
+    ci.data.mkdir(exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(ci.data)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        import os
+
+        big = os.urandom(4 * 1024 * 1024).hex()[: 4 * 1024 * 1024]  # 4 MB, hardly compressible
+        ci.repo.commit({"steep.toml": definition([{"name": "t", "run": "true"}]), "big.txt": big})
+        ci.repo.push("main")
+        ci.worker()
+        run = ci.wait(start_run("shop", "main", trigger="manual")[0], timeout=60)
+        assert run.state in ("error", "failed"), run.reason
+        text = run.reason + " ".join(s.reason or "" for s in run.steps)
+        assert "no space left" in text.lower(), text
+    finally:
+        ci.stop()
+        subprocess.run(["umount", "-l", str(ci.data)], capture_output=True)

@@ -54,6 +54,7 @@ def test_the_server_serves_webhooks_and_the_dashboard_and_builds(tmp_path):
         start_new_session=True,
     )
     output: list[str] = []
+
     def read() -> None:
         with server.stdout:
             output.extend(line.decode() for line in server.stdout)

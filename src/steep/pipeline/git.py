@@ -21,6 +21,7 @@ from pathlib import Path
 from steep.settings import redacted_url
 
 TIMEOUT = 600.0
+DISK_FULL = ("No space left on device", "Out of diskspace", "Disk quota exceeded")
 # A merge commit's fixed identity: the same tree and parents give the same sha anywhere.
 MERGE_ENV = {
     "GIT_AUTHOR_NAME": "steep",
@@ -83,7 +84,7 @@ def run(
         lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
         said = lines[-1].strip() if lines else f"exit code {done.returncode}"
         for line in lines:
-            if "No space left on device" in line:
+            if any(words in line for words in DISK_FULL):
                 said = line.strip()
         raise GitError(f"git {args[0]} failed: {redacted_url(said)}")
     return done

@@ -7,6 +7,7 @@ they see each line once, as soon as the step writes it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -41,8 +42,13 @@ class LogWriter:
         self.key = store.keys().log(run_id, step)
         self.masker = masker
         self.max_lines = max_lines
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+        self.file: Any = None
+        self.file_error: str | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+        except OSError as exc:  # a full disk: the lines still go to Redis
+            self.file_error = f"the log file {path} is not written: {exc.strerror or exc}"
         self._pending: list[str] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -76,8 +82,14 @@ class LogWriter:
             lines, self._pending = self._pending, []
         if not lines:
             return
-        self.file.write("".join(f"{line}\n" for line in lines))
-        self.file.flush()
+        if self.file is not None:
+            try:
+                self.file.write("".join(f"{line}\n" for line in lines))
+                self.file.flush()
+            except OSError as exc:
+                self.file_error = f"the log file is not written: {exc.strerror or exc}"
+                lines.append(f"[steep] {self.file_error}")
+                self._close_file()
         pipe = store.client().pipeline(transaction=False)
         for line in lines:
             pipe.xadd(self.key, {"l": line}, maxlen=self.max_lines, approximate=True)
@@ -89,7 +101,13 @@ class LogWriter:
         self._wake.set()
         self._thread.join(10)
         self.flush()
-        self.file.close()
+        self._close_file()
+
+    def _close_file(self) -> None:
+        if self.file is not None:
+            with contextlib.suppress(OSError):
+                self.file.close()
+            self.file = None
 
 
 def read(run_id: str, step: str, after: str = "0-0", count: int = 5000) -> list[tuple[str, str]]:

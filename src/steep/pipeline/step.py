@@ -85,6 +85,8 @@ def execute_step(run_id: str, name: str) -> str:
     record.state, record.started, record.finished = "running", time.time(), None
     record.host, record.pid, record.pid_started, record.reason = host, None, None, None
     writer = LogWriter(run_id, name, config.log_file(run_id, name), masker, config.log_lines)
+    if writer.file_error:
+        writer.note(writer.file_error)
     workspace = config.workspace(run_id, name, record.attempt)
     try:
         if interrupted:
@@ -210,7 +212,7 @@ def _finish(
 def _explain(exc: Exception, workspace: Path) -> str:
     if isinstance(exc, git.GitError):
         text = str(exc)
-        if "No space left" in text:
+        if any(words in text for words in git.DISK_FULL):
             return f"no space left on the device of {workspace}: free some, or keep fewer runs"
         return text
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
