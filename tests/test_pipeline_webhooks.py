@@ -164,3 +164,46 @@ def test_polling_a_remote_builds_each_new_head_once(ci):
     for run in runs:
         assert ci.wait(run.id).state == "passed"
     assert len(store.list_runs("shop")) == 3  # polled again since, and built nothing more
+
+
+def test_webhooks_need_no_dashboard_credentials_and_the_pages_still_do(ci, monkeypatch):
+    import threading
+
+    from steep.pipeline.server import with_webhooks
+    from steep.pipeline.web import extension
+    from steep.settings import configure
+    from steep.web.serve import build_server
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("SHOP_HOOK_SECRET", SECRET)
+    sha = _setup(ci)
+    configure(web_password="dashboard-pw")
+    port = free_port()
+    server = build_server("127.0.0.1", port, extensions=[extension()], wrap=with_webhooks)
+    server.config.install_signal_handlers = False
+    threading.Thread(target=server.run, daemon=True).start()
+    wait_for(lambda: server.started, message="the server to listen")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert httpx2.get(f"{base}/pipeline", timeout=5).status_code == 401
+        assert httpx2.get(f"{base}/api/pipeline/runs", timeout=5).status_code == 401
+        body = json.dumps(github_push("main", sha)).encode()
+        answer = post_hook(f"{base}/pipeline/hooks/github/shop", body, secret=SECRET)
+        assert answer.status_code == 202  # the signature is its credential
+        run_id = answer.json()["run"]
+        page = httpx2.get(f"{base}/pipeline/runs/{run_id}", auth=("steep", "dashboard-pw"))
+        assert page.status_code == 200 and run_id in page.text
+        # a cross-site form cannot cancel a run
+        refused = httpx2.post(
+            f"{base}/pipeline/runs/{run_id}/cancel",
+            auth=("steep", "dashboard-pw"),
+            headers={"Origin": "https://evil.example"},
+        )
+        assert refused.status_code == 403
+        no_token = httpx2.post(
+            f"{base}/pipeline/runs/{run_id}/cancel", auth=("steep", "dashboard-pw")
+        )
+        assert no_token.status_code == 403 and "CSRF" in no_token.text
+        assert ci.run(run_id).state != "cancelled"
+    finally:
+        server.should_exit = True
