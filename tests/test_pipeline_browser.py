@@ -10,7 +10,8 @@ import pytest
 
 from steep.pipeline import start_run
 from tests.pipeline_fixtures import definition
-from tests.test_web_browser import ARGS, ARTIFACTS, CHROMIUM
+from tests.test_web_browser import ARTIFACTS, CHROMIUM
+from tests.test_web_browser import browser as browser  # the same Chromium fixture
 
 pytestmark = [
     pytest.mark.browser,
@@ -19,14 +20,8 @@ pytestmark = [
 
 
 @pytest.fixture
-def page():
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser.new_page()
-        browser.close()
+def page(browser):
+    return browser.new_page()
 
 
 def test_a_run_page_streams_its_log_and_updates_live_then_cancels(ci, ci_web, page):
