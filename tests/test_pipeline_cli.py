@@ -78,6 +78,10 @@ def test_run_runs_show_logs_cancel_and_rerun_from_the_command_line(ci):
     assert ci.wait(by_sha).meta.sha == sha
     cancelled = steep(ci, "cancel", by_sha).stdout
     assert "had finished already" in cancelled
+    as_json = json.loads(steep(ci, "cancel", by_sha, "--json").stdout)
+    assert as_json == {"id": by_sha, "cancelled": False, "state": "failed"}
+    lines = [json.loads(x) for x in steep(ci, "logs", run_id, "--json").stdout.splitlines()]
+    assert {"step": "tests", "line": "FAILED test_cart"} in lines
     projects = json.loads(steep(ci, "projects", "--json").stdout)["projects"]
     lanes = projects[0]["lanes"]
     assert lanes["branch:main"]["run"] == again and lanes[f"commit:{sha[:12]}"]["run"] == by_sha

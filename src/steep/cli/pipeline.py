@@ -3,6 +3,7 @@ CI server itself (`steep pipeline server`)."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any
@@ -166,7 +167,8 @@ def show(run_id: str, as_json: bool) -> None:
 @click.argument("run_id")
 @click.option("--step", "step_name", help="Only this step's output.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing lines until the run ends.")
-def logs_command(run_id: str, step_name: str | None, follow: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line: step, line.")
+def logs_command(run_id: str, step_name: str | None, follow: bool, as_json: bool) -> None:
     """A run's output, step by step (each line prefixed by its step unless --step)."""
     from steep.pipeline import logs
 
@@ -180,7 +182,10 @@ def logs_command(run_id: str, step_name: str | None, follow: bool) -> None:
         return [step_name] if step_name else [s.name for s in current.steps]
 
     def emit(step: str, line: str) -> None:
-        click.echo(line if step_name else f"{step} | {line}")
+        if as_json:
+            click.echo(json.dumps({"step": step, "line": line}))
+        else:
+            click.echo(line if step_name else f"{step} | {line}")
 
     if not follow:
         for name in names():
@@ -238,30 +243,40 @@ def run_command(project: str, ref: str | None, sha: str | None, as_json: bool) -
 
 @pipeline.command("cancel")
 @click.argument("run_id")
-def cancel(run_id: str) -> None:
+@click.option("--json", "as_json", is_flag=True)
+def cancel(run_id: str, as_json: bool) -> None:
     """Cancel a run: its waiting steps never start, its running ones are ended."""
     from steep.pipeline import cancel_run
 
     _run_or_fail(run_id)
-    if cancel_run(run_id, "cancelled from the command line"):
+    done = cancel_run(run_id, "cancelled from the command line")
+    state = _run_or_fail(run_id).state
+    if as_json:
+        _echo_json({"id": run_id, "cancelled": done, "state": state})
+    elif done:
         click.echo(f"run {run_id} cancelled")
     else:
-        click.echo(f"run {run_id} had finished already: {_run_or_fail(run_id).state}")
+        click.echo(f"run {run_id} had finished already: {state}")
 
 
 @pipeline.command("rerun")
 @click.argument("run_id")
 @click.option("--failed", is_flag=True, help="Only the steps that did not pass.")
-def rerun(run_id: str, failed: bool) -> None:
+@click.option("--json", "as_json", is_flag=True)
+def rerun(run_id: str, failed: bool, as_json: bool) -> None:
     """Run the same commit again (whole, or only its failed steps); prints the new id."""
     from steep.pipeline import RunRefused
     from steep.pipeline import rerun as do_rerun
 
     _run_or_fail(run_id)
     try:
-        click.echo(do_rerun(run_id, failed_only=failed))
+        new = do_rerun(run_id, failed_only=failed)
     except RunRefused as exc:
         _fail(str(exc))
+    if as_json:
+        _echo_json({"id": new, "rerun_of": run_id, "failed_only": failed})
+    else:
+        click.echo(new)
 
 
 @pipeline.command("server")
