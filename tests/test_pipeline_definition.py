@@ -129,3 +129,71 @@ def test_a_steep_toml_with_a_pipeline_table_is_read_by_every_steep_process(tmp_p
     (tmp_path / "steep.toml").write_text("pipeline = 3\n")
     with pytest.raises(ConfigError, match="'pipeline' must be a table"):
         load_settings(cwd=tmp_path, environ={})
+
+
+ENVIRONMENTS = (
+    CONTRACT
+    + """\
+[pipeline.environments.staging]
+branch = "staging"
+url = "http://127.0.0.1:8001"
+strategy = "releases"
+path = "/srv/shop/staging"
+host = ""
+restart = "systemctl --user restart shop-staging"
+health = "/health"
+[[pipeline.environments.staging.checks]]
+http = "/"
+expect_status = 200
+expect_text = "Shop"
+
+[pipeline.environments.production]
+branch = "master"
+url = "http://127.0.0.1:8002"
+strategy = "releases"
+path = "/srv/shop/production"
+requires = "staging"
+approval = false
+"""
+)
+
+
+def test_the_contracts_environments_are_read():
+    plan = parse(ENVIRONMENTS)
+    staging, production = plan.environments["staging"], plan.environments["production"]
+    assert (staging.branch, staging.strategy, staging.path) == (
+        "staging",
+        "releases",
+        "/srv/shop/staging",
+    )
+    assert staging.checks[0].http == "/" and staging.checks[0].expect_text == "Shop"
+    assert staging.absolute(staging.health) == "http://127.0.0.1:8001/health"
+    assert staging.variables()["STEEP_ENV"] == "staging"
+    assert production.requires == "staging"
+    deploying = plan.with_deploys("master")
+    assert [s.name for s in deploying.stages[-1]] == ["deploy-production"]
+    assert plan.with_deploys("feature") is plan
+    assert type(plan).from_json(deploying.to_json()) == deploying
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            'strategy = "releases"\npath = "/srv/shop/staging"',
+            'strategy = "ftp"\npath = "/srv/shop/staging"',
+            "steep.toml:18: [pipeline.environments.staging]: 'strategy' must be one of releases",
+        ),
+        ('requires = "staging"', 'requires = "qa"', "requires 'qa', which is not an environment"),
+        ('url = "http://127.0.0.1:8002"', 'url = "127.0.0.1:8002"', "'url' must be an http(s) URL"),
+        ('path = "/srv/shop/production"\n', "", "the releases strategy needs 'path'"),
+        ("expect_status = 200", "expect_status = 2000", "'expect_status' must be an HTTP status"),
+        ('branch = "master"', 'brnch = "master"', "unknown key 'brnch' (did you mean 'branch'?)"),
+    ],
+)
+def test_a_broken_environment_names_file_line_and_reason(old, new, message):
+    assert old in ENVIRONMENTS
+    with pytest.raises(DefinitionError) as caught:
+        parse(ENVIRONMENTS.replace(old, new, 1))
+    assert message in str(caught.value), str(caught.value)
+    assert str(caught.value).startswith("steep.toml:")

@@ -292,3 +292,7 @@ def server(host: str, port: int, builders: int) -> None:
         serve(host, port, builders=builders)
     except CredentialsRequired as exc:
         _fail(str(exc))
+
+
+# the environments' commands join the group
+from steep.cli import pipeline_deploys  # noqa: E402, F401

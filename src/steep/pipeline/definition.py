@@ -24,6 +24,7 @@ the line and what is wrong (`steep.toml:12: step 'tests': 'timeout' must be ...`
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import tomllib
@@ -35,7 +36,7 @@ from steep.settings_file import key_lines, toml_error
 DEFAULT_TIMEOUT = 3600.0
 MAX_STEPS = 64
 STEP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-TOP_KEYS = ("timeout", "setup", "env", "cache", "steps")
+TOP_KEYS = ("timeout", "setup", "env", "cache", "steps", "environments")
 STEP_KEYS = ("name", "run", "stage", "timeout", "setup", "env")
 CACHE_KEYS = ("paths", "key")
 # the CI server's own keys, when its steep.toml is also the app's (steep.pipeline.config)
@@ -54,6 +55,7 @@ class Step:
     timeout: float
     setup: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    deploy: str | None = None  # a deploy step: the environment it deploys to
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +72,24 @@ class Plan:
     stages: tuple[tuple[Step, ...], ...]
     env: dict[str, str] = field(default_factory=dict)
     cache: Cache | None = None
+    environments: dict[str, Any] = field(default_factory=dict)  # name -> Environment
 
     @property
     def steps(self) -> tuple[Step, ...]:
         return tuple(step for stage in self.stages for step in stage)
+
+    def with_deploys(self, branch: str) -> Plan:
+        """This plan with a last stage deploying to each environment fed by `branch`."""
+        targets = [e for e in self.environments.values() if e.branch == branch]
+        if not targets:
+            return self
+        stage = tuple(
+            Step(
+                name=f"deploy-{e.name}", run="", stage="deploy", timeout=self.timeout, deploy=e.name
+            )
+            for e in targets
+        )
+        return dataclasses.replace(self, stages=(*self.stages, stage))
 
     def step(self, name: str) -> Step:
         for step in self.steps:
@@ -97,11 +113,13 @@ class Plan:
                         "timeout": s.timeout,
                         "setup": s.setup,
                         "env": s.env,
+                        "deploy": s.deploy,
                     }
                     for s in stage
                 ]
                 for stage in self.stages
             ],
+            "environments": {n: environments.to_json(e) for n, e in self.environments.items()},
         }
 
     @classmethod
@@ -112,6 +130,9 @@ class Plan:
             env=data.get("env") or {},
             cache=None if not cache else Cache(tuple(cache["paths"]), tuple(cache["key"])),
             stages=tuple(tuple(Step(**s) for s in stage) for stage in data["stages"]),
+            environments={
+                n: environments.from_json(e) for n, e in (data.get("environments") or {}).items()
+            },
         )
 
 
@@ -220,7 +241,11 @@ def parse(text: str, shown: str = "steep.toml") -> Plan:
         seen.add(step.name)
         order.setdefault(step.stage, []).append(step)
     return Plan(
-        timeout=timeout, stages=tuple(tuple(s) for s in order.values()), env=env, cache=cache
+        timeout=timeout,
+        stages=tuple(tuple(s) for s in order.values()),
+        env=env,
+        cache=cache,
+        environments=environments.parse_environments(r, table.get("environments")),
     )
 
 
@@ -289,3 +314,7 @@ def _cache(r: _Reader, raw: Any) -> Cache | None:
     if not lists["paths"]:
         raise r.fail("[pipeline.cache]: 'paths' names no directory to keep", *where)
     return Cache(paths=lists["paths"], key=lists["key"])
+
+
+# last: environments reads definitions with the reader above
+from steep.pipeline import environments  # noqa: E402

@@ -108,6 +108,8 @@ def prepare_run(run_id: str) -> None:
     except DefinitionError as exc:
         conclude(run, "error", f"the build definition is wrong: {exc}")
         return
+    if m.pr is None and m.lane == f"branch:{m.ref}":
+        plan = plan.with_deploys(m.ref)  # a green branch deploys to its environments
     records = [StepRecord(name=s.name, stage=s.stage) for s in plan.steps]
     if m.failed_only and m.rerun_of and (original := store.get_run(m.rerun_of)):
         for record in records:

@@ -73,6 +73,27 @@ class PipelineKeys:
         """STRING with a TTL: this delivery id was handled (a redelivery does nothing)."""
         return f"{self._base}:delivery:{forge}:{delivery_id}"
 
+    def environments(self, project: str) -> str:
+        """SET of the names of a project's environments that have been deployed or locked."""
+        return f"{self._base}:project:{project}:envs"
+
+    def environment(self, project: str, env: str) -> str:
+        """HASH: what runs in an environment (`release`, `sha`, `tree`, `digest`,
+        `deployed_at`, `deploy`, `state`), and its lock (`locked_by`, `lock_reason`)."""
+        return f"{self._base}:project:{project}:env:{env}"
+
+    def deploys(self, project: str, env: str) -> str:
+        """ZSET deploy id -> started (ms): an environment's deploys."""
+        return f"{self._base}:project:{project}:env:{env}:deploys"
+
+    def deploying(self, project: str, env: str) -> str:
+        """STRING deploy id, with a TTL renewed while it runs: one deploy at a time."""
+        return f"{self._base}:project:{project}:env:{env}:deploying"
+
+    def deploy(self, deploy_id: str) -> str:
+        """STRING: a deploy's record (JSON), its phases appended as they complete."""
+        return f"{self._base}:deploy:{deploy_id}"
+
     def log(self, run_id: str, step: str) -> str:
         """STREAM of one step's output lines (`l`: the line), capped."""
         return f"{self._base}:log:{run_id}:{step}"

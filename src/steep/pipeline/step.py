@@ -126,6 +126,15 @@ def _build(
     run_id = run.id
     sha = run.merge_sha or run.meta.sha
     assert sha is not None
+    if step.deploy is not None:  # a deploy stage: the artifact, not a checkout
+        from steep.pipeline.deploy_step import Refused, deploy_step
+
+        try:
+            state, why = deploy_step(run, record, step, plan, project, config, writer)
+        except Refused as exc:
+            state, why = "failed", str(exc)
+            writer.note(why)
+        return _finish(run_id, record, state, 0 if state == "passed" else None, why)
     mirror = git.mirror(project.repo, config.mirror(project.name))
     shutil.rmtree(workspace, ignore_errors=True)
     workspace.parent.mkdir(parents=True, exist_ok=True)

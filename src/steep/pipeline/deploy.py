@@ -1,0 +1,247 @@
+"""A deploy, phase by phase, each recorded as it completes, so a deploy whose worker
+died is resumed from its record, never guessed.
+
+    releases:  starting → updating (unpack releases/<id>) → linking (shared/) →
+               releasing (the release hook: migrations; a failure switches nothing) →
+               publishing (`current` switched atomically) → restarting → checking
+               (health, then sanity checks) → finished
+    rollback:  reverting (`current` back to the previous release) → restarting →
+               checking (health) → rolled back
+    command:   starting → updating (unpack, for the command) → deploying (the user's
+               command) → checking → finished
+
+`current` is a symbolic link replaced by rename(2), so at any instant it names the old
+release or the new one, whole. A resumed deploy reads where it points to know which.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from steep.pipeline import checks, runner
+from steep.pipeline.deploys import CheckResult, Deploy, Phase, history, save, set_state
+from steep.pipeline.environments import Environment
+
+
+class DeployFailed(Exception):
+    """A phase failed; the message says which and why."""
+
+
+def release_id(sha: str) -> str:
+    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{sha[:12]}"
+
+
+class Deployment:
+    """Carries out one deploy of one artifact to one environment on this machine."""
+
+    def __init__(
+        self,
+        deploy: Deploy,
+        env: Environment,
+        artifact: Path,
+        environ: dict[str, str],
+        say: Callable[[str], None],
+        on_line: Callable[[str], None],
+    ) -> None:
+        self.deploy, self.env, self.artifact = deploy, env, artifact
+        self.environ = {**environ, **env.variables()}
+        if env.path:
+            self.environ["STEEP_DEPLOY_PATH"] = env.path
+        self.say, self.on_line = say, on_line
+        self.root = Path(env.path or ".")
+
+    # -- the record -----------------------------------------------------------------
+
+    def phase(self, name: str, note: str = "") -> None:
+        self.deploy.phases.append(Phase(name=name, at=time.time(), note=note))
+        save(self.deploy)
+        self.say(f"{name}{': ' + note if note else ''}")
+
+    def _run(self, label: str, script: str, cwd: Path, timeout: float = 900.0) -> None:
+        self.say(f"{label}: {script}")
+        outcome = runner.run(script, cwd, self.environ, timeout, self.on_line, lambda: None)
+        if outcome.exit_code != 0:
+            why = outcome.reason or f"exit code {outcome.exit_code}"
+            raise DeployFailed(f"the {label} command failed ({why})")
+
+    # -- releases -------------------------------------------------------------------
+
+    @property
+    def current(self) -> Path:
+        return self.root / "current"
+
+    def current_release(self) -> str | None:
+        try:
+            return Path(os.readlink(self.current)).name
+        except OSError:
+            return None
+
+    def unpack(self, into: Path) -> None:
+        partial = into.with_name(into.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        with tarfile.open(self.artifact) as tar:
+            tar.extractall(partial, filter="data")
+        os.replace(partial, into) if not into.exists() else shutil.rmtree(partial)
+
+    def link_shared(self, release: Path) -> None:
+        shared = self.root / "shared"
+        for name in self.env.shared:
+            target = shared / name
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = release / name
+                if source.exists():  # the first deploy seeds shared/ from the release
+                    shutil.move(str(source), target)
+                elif name.endswith("/"):
+                    target.mkdir(parents=True)
+                else:
+                    target.touch()
+            link = release / name.rstrip("/")
+            if link.is_symlink() or link.is_file():
+                link.unlink()
+            elif link.is_dir():
+                shutil.rmtree(link)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(target.resolve())
+
+    def switch(self, release: str) -> None:
+        """Point `current` at releases/<release>, atomically."""
+        temporary = self.root / f".current.{os.getpid()}"
+        if temporary.is_symlink():
+            temporary.unlink()
+        temporary.symlink_to(Path("releases") / release)
+        os.replace(temporary, self.current)
+
+    def prune(self) -> list[str]:
+        """Keep the newest `keep` releases, and always `current` and the rollback target."""
+        folder = self.root / "releases"
+        keep = {self.current_release(), self.deploy.previous}
+        names = sorted((p.name for p in folder.iterdir() if p.is_dir()), reverse=True)
+        gone = [n for n in names[self.env.keep :] if n not in keep and not n.endswith(".partial")]
+        for name in gone:
+            shutil.rmtree(folder / name, ignore_errors=True)
+        return gone
+
+    def check_all(self) -> bool:
+        results: list[checks.Result] = []
+        if self.env.health:
+            results.append(checks.health(self.env, self.say))
+        if all(r.passed for r in results):
+            cwd = self.current if self.current.exists() else self.root
+            for check in self.env.checks:
+                results.append(checks.run_check(check, self.env, cwd, self.environ, self.on_line))
+                if not results[-1].passed:
+                    break
+        self.deploy.checks = [
+            CheckResult(check=r.check, passed=r.passed, detail=r.detail, seconds=r.seconds)
+            for r in results
+        ]
+        for r in results:
+            self.say(f"check {r.check}: {'passed' if r.passed else 'FAILED: ' + r.detail}")
+        return all(r.passed for r in results)
+
+    def run_releases(self) -> str:
+        """The releases strategy; the deploy's final state."""
+        d = self.deploy
+        (self.root / "releases").mkdir(parents=True, exist_ok=True)
+        (self.root / "shared").mkdir(exist_ok=True)
+        if not d.done("starting"):
+            d.previous = self.current_release()
+            d.release = release_id(d.sha)
+            self.phase("starting", f"release {d.release}, now {d.previous or 'none'}")
+        assert d.release is not None
+        release = self.root / "releases" / d.release
+        if not d.done("publishing") or self.current_release() != d.release:
+            if not d.done("linking"):
+                self.unpack(release)
+                self.phase("updating", f"unpacked {d.tree[:12]} into {release}")
+                self.link_shared(release)
+                self.phase("linking", ", ".join(self.env.shared) or "nothing shared")
+            if self.env.release and not d.done("releasing"):
+                self._run("release", self.env.release, release)
+                self.phase("releasing")
+            self.switch(d.release)
+            self.phase("publishing", f"current -> releases/{d.release}")
+        if self.env.restart and not d.done("restarting"):
+            self._run("restart", self.env.restart, self.current)
+            self.phase("restarting")
+        if self.check_all():
+            self.phase("finished")
+            self.prune()
+            return "succeeded"
+        return self.rollback("the checks failed")
+
+    def rollback(self, why: str) -> str:
+        d = self.deploy
+        if d.previous is None:
+            d.reason = f"{why}; no earlier release to roll back to"
+            self.say(d.reason)
+            return "failed"
+        self.phase("reverting", f"{why}: back to {d.previous}")
+        self.switch(d.previous)
+        if self.env.restart:
+            try:
+                self._run("restart", self.env.restart, self.current)
+            except DeployFailed as exc:
+                d.reason = f"{why}; rolled back to {d.previous}, but {exc}"
+                return "rolled_back"
+        healthy = checks.health(self.env, self.say).passed if self.env.health else True
+        d.rolled_back_to = d.previous
+        d.reason = f"{why}; rolled back to {d.previous}" + (
+            "" if healthy else " (not healthy either)"
+        )
+        self.phase("rolled back", d.previous)
+        return "rolled_back"
+
+    # -- command --------------------------------------------------------------------
+
+    def run_command(self, workdir: Path) -> str:
+        d = self.deploy
+        assert self.env.command is not None
+        if not d.done("starting"):
+            self.phase("starting")
+        if not d.done("updating"):
+            shutil.rmtree(workdir, ignore_errors=True)
+            self.unpack(workdir)
+            self.phase("updating", f"unpacked {d.tree[:12]} into {workdir}")
+        self.environ.update(STEEP_ARTIFACT=str(self.artifact), STEEP_ARTIFACT_DIR=str(workdir))
+        if not d.done("deploying"):
+            self._run("deploy", self.env.command, workdir)
+            self.phase("deploying")
+        if self.check_all():
+            self.phase("finished")
+            return "succeeded"
+        d.reason = "the checks failed (the command strategy cannot roll back by itself)"
+        return "failed"
+
+
+def record_live(deploy: Deploy) -> None:
+    """What the environment runs after `deploy`: its release, the one it rolled back to,
+    or (when it failed before switching) what ran before."""
+    live: Deploy | None = deploy if deploy.state == "succeeded" else None
+    if deploy.state == "rolled_back":
+        live = next(
+            (
+                d
+                for d in history(deploy.project, deploy.env, 200)
+                if d.release == deploy.rolled_back_to
+            ),
+            None,
+        )
+    fields: dict[str, str | None] = {"deploy": deploy.id, "state": deploy.state}
+    if live is not None:
+        fields.update(
+            release=live.release,
+            sha=live.sha,
+            tree=live.tree,
+            digest=live.digest,
+            deployed_at=repr(live.finished_at or time.time()),
+        )
+    set_state(deploy.project, deploy.env, **fields)

@@ -1,0 +1,138 @@
+"""A deploy stage's step: the checks before a deploy (the environment's lock, `requires`:
+the same tree passed there), one deploy per environment at a time, the artifact, and
+the deploy itself (steep.pipeline.deploy), resumed from its record after a worker died."""
+
+from __future__ import annotations
+
+import time
+
+from steep.pipeline import artifacts, deploys, git
+from steep.pipeline import config as pipeline_config
+from steep.pipeline.definition import Plan, Step
+from steep.pipeline.deploy import DeployFailed, Deployment, record_live
+from steep.pipeline.logs import LogWriter
+from steep.pipeline.records import Run, StepRecord
+from steep.pipeline.runner import base_environment
+from steep.pipeline.store import client, keys
+
+HOLD = 3600  # seconds the one-deploy-at-a-time claim lasts without being renewed
+
+
+class Refused(Exception):
+    """The deploy may not run: the message says why and what to do."""
+
+
+def _differing(mirror: object, have: str | None, want: str) -> str:
+    if not have:
+        return "it has run nothing yet"
+    try:
+        out = git.run(["log", "--oneline", "--no-decorate", f"{have}...{want}", "-n", "10"], mirror)  # type: ignore[arg-type]
+    except git.GitError:
+        return f"it runs {have[:12]}"
+    lines = out.stdout.strip().splitlines()
+    return f"it runs {have[:12]}; the commits that differ: " + "; ".join(lines)
+
+
+def deploy_step(
+    run: Run,
+    record: StepRecord,
+    step: Step,
+    plan: Plan,
+    project: pipeline_config.Project,
+    config: pipeline_config.PipelineConfig,
+    writer: LogWriter,
+) -> tuple[str, str | None]:
+    """(step state, reason) of deploying this run's commit to `step.deploy`."""
+    assert step.deploy is not None
+    env = plan.environments[step.deploy]
+    name = env.name
+    mirror = git.mirror(project.repo, config.mirror(project.name))
+    sha = run.merge_sha or run.meta.sha
+    assert sha is not None
+    tree, path, digest = artifacts.build(mirror, sha, config.data_dir / "artifacts" / project.name)
+    writer.note(f"artifact {tree[:12]} (sha256 {digest[:16]}...)")
+    deploys.set_state(project.name, name, branch=env.branch, url=env.url, strategy=env.strategy)
+    live = deploys.state(project.name, name)
+    if live.get("locked_by"):
+        raise Refused(f"{name} is locked by {live['locked_by']}: {live.get('lock_reason', '')}")
+    if env.requires:
+        passed = deploys.passed_tree(project.name, env.requires, tree)
+        if passed is None:
+            there = deploys.state(project.name, env.requires).get("sha")
+            raise Refused(
+                f"tree {tree[:12]} never passed {env.requires}'s checks; "
+                + _differing(mirror, there, sha)
+            )
+        writer.note(f"tree {tree[:12]} passed {env.requires} in deploy {passed.id}")
+    if env.approval:
+        raise Refused(f"{name} needs an approval, which this server cannot record yet")
+    if env.host:
+        raise Refused(f"{name} deploys over SSH to {env.host}, which this server cannot do yet")
+    deploy = next(
+        (
+            d
+            for d in deploys.history(project.name, name, 20)
+            if d.run_id == run.id and d.state == "running"
+        ),
+        None,
+    )
+    if deploy is None:
+        deploy = deploys.new_deploy(
+            project.name,
+            name,
+            sha=sha,
+            tree=tree,
+            digest=digest,
+            trigger=run.meta.trigger,
+            run_id=run.id,
+            by=run.meta.author,
+        )
+    else:
+        last = deploy.phases[-1].name if deploy.phases else "nothing"
+        writer.note(f"resuming deploy {deploy.id} after {last}")
+    _claim(project.name, name, deploy.id, writer)
+    if not artifacts.verify(path, digest):
+        raise Refused(f"the artifact {path} does not match its digest: rebuild it (re-run)")
+    environ = {**base_environment(), "STEEP_SHA": sha, "STEEP_TREE": tree, "STEEP_RUN_ID": run.id}
+    deployment = Deployment(deploy, env, path, environ, writer.note, writer.line)
+    try:
+        if env.strategy == "releases":
+            deploy.state = deployment.run_releases()
+        else:
+            workdir = config.data_dir / "deploys" / deploy.id
+            deploy.state = deployment.run_command(workdir)
+    except (DeployFailed, OSError) as exc:
+        reason = str(exc) if isinstance(exc, DeployFailed) else f"{exc.strerror or exc}"
+        if deploy.done("publishing") and deployment.current_release() == deploy.release:
+            deploy.state = deployment.rollback(reason)
+        else:
+            deploy.state, deploy.reason = "failed", f"{reason}; nothing was switched"
+            writer.note(deploy.reason)
+    finally:
+        deploy.finished_at = time.time()
+        deployments_done(deploy)
+    if deploy.state == "succeeded":
+        return "passed", None
+    return "failed", deploy.reason
+
+
+def deployments_done(deploy: deploys.Deploy) -> None:
+    deploys.save(deploy)
+    if deploy.state != "running":
+        record_live(deploy)
+        client().delete(keys().deploying(deploy.project, deploy.env))
+
+
+def _claim(project: str, env: str, deploy_id: str, writer: LogWriter) -> None:
+    """Wait until no other deploy of the environment runs, then hold the claim."""
+    key = keys().deploying(project, env)
+    said = False
+    while True:
+        holder = client().set(key, deploy_id, nx=True, ex=HOLD, get=True)
+        if holder is None or holder.decode() == deploy_id:  # type: ignore[union-attr]
+            client().set(key, deploy_id, ex=HOLD)
+            return
+        if not said:
+            writer.note(f"waiting for deploy {holder.decode()} of {env} to end")  # type: ignore[union-attr]
+            said = True
+        time.sleep(1.0)
