@@ -61,6 +61,9 @@ def _envelope(
     )
     if opts.tags:
         envelope.tags = list(opts.tags)
+    if opts.per_call:
+        envelope.backoff = opts.backoff
+        envelope.max_backoff = opts.max_backoff
     for feature in opts.active:  # the features this job uses write their part
         feature.stamp(envelope, opts, at)
     return envelope

@@ -50,7 +50,7 @@ class JobFunction(Generic[P, R]):
 
     def options(self, **overrides: Any) -> BoundJob[P, R]:
         """The same job with some options changed for the calls made through it."""
-        return BoundJob(self, self.default_options.replace(**overrides))
+        return BoundJob(self, self.default_options.per_call_options(**overrides))
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         return BoundJob(self, self.default_options).enqueue(*args, **kwargs)
