@@ -53,6 +53,18 @@ def test_worker_subprocess_creates_the_app_and_runs_the_job(bakery, worker_cli):
     assert result["result"] == f"Corner Bakery baked a spelt loaf (job {job_id})", cli.text
 
 
+def test_app_config_reaches_the_supervisor_and_its_processes(bakery, worker_cli, client):
+    # STEEP_QUEUES is set only in app.config: a worker started with no -q must watch "ovens"
+    bakery.create_app()
+    job = bakery.jobs.bake.options(queue="ovens").enqueue("rye")
+    cli = worker_cli(
+        "worker", "bakery.worker", "--burst", "-p", "1", env={"PYTHONPATH": f"{ROOT}:{APP}"}
+    )
+    assert cli.wait(60) == 0, cli.text
+    assert "on queues default,ovens" in cli.text  # the supervisor
+    assert job.result(timeout=5).startswith("Corner Bakery baked a rye loaf"), cli.text
+
+
 def test_app_config_configures_steep(bakery, settings):
     bakery.create_app({"STEEP_QUEUES": ["mail", "default"], "STEEP_CONCURRENCY": 3})
     assert get_settings().queues == ("mail", "default")

@@ -165,7 +165,7 @@ def load_settings(cwd: Path | None = None, environ: Mapping[str, str] | None = N
     if "data_dir" in values:
         values["data_dir"] = base / values["data_dir"]
     else:
-        values["data_dir"] = root / _DEFAULTS["data_dir"]
+        values["data_dir"] = root / Path(str(_DEFAULTS["data_dir"]))
     return Settings(env=env or "development", **values)
 
 
