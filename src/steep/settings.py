@@ -77,6 +77,9 @@ class Settings:
     dead_max_jobs: int = 10000
     log_level: str = "INFO"
     log_format: str = "text"
+    # `steep worker`: the application's loggers (the root logger) get steep's format and
+    # the running job's context (job_id, job_name, job_queue, job_attempt)
+    log_app: bool = True
     fsync: str = "everysec"
     middleware: tuple[str, ...] = ()
     # the dashboard (steep web, steep.web.create_app): HTTP basic user and password,

@@ -100,8 +100,8 @@ def _settings_after_import(modules: tuple[str, ...]) -> Settings:
     # File and environment read again (the modules may have set STEEP_* variables), then
     # what the modules configured in code, then the command line's flags.
     in_code = {k: getattr(current, k) for k in FIELDS if getattr(current, k) != getattr(before, k)}
-    settings = configure(load_settings(), **in_code, **overrides)
-    setup_logging(settings.log_level, settings.log_format)
+    settings = configure(load_settings(), **{**in_code, **overrides})
+    setup_logging(settings.log_level, settings.log_format, app=settings.log_app)
     return settings
 
 

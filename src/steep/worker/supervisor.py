@@ -190,6 +190,7 @@ class Supervisor:
             "burst": self.burst,
             "log_level": self.settings.log_level,
             "log_format": self.settings.log_format,
+            "log_app": self.settings.log_app,
             "report_fd": write_end,
             "restarts": (
                 {**history.record(), "slot": slot, "supervisor": os.getpid()}
