@@ -56,7 +56,12 @@ def worker(
     burst: bool,
 ) -> None:
     """Run worker processes for the jobs defined in MODULES (e.g. app.jobs)."""
-    from steep.worker import Supervisor, parse_queues
+    from steep.worker import PlatformNotSupported, Supervisor, check_worker_platform, parse_queues
+
+    try:
+        check_worker_platform()
+    except PlatformNotSupported as exc:
+        _fail(str(exc))
 
     settings = _settings_after_import(modules)
     try:
