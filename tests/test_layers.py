@@ -11,6 +11,8 @@ functions, and under `if TYPE_CHECKING:`. The layers, and what each may import:
     web       steep/web/: ops, the core and the features
     cli       steep/cli/: everything but contrib
     contrib   steep/contrib/: the core, ops, web, cli
+    testing   steep/testing/: the core, the features, the worker, ops (what a test of an
+              application needs: jobs run in its process)
     api       steep/__init__.py, __main__.py: the core, the features, cli (the facade)
 
 Nothing in the core imports a feature, the worker, ops, web or the CLI, so the core
@@ -36,8 +38,9 @@ ALLOWED: dict[str, set[str]] = {
     "cli": {"core", "features", "worker", "ops", "web", "cli", "api"},
     "contrib": {"core", "features", "ops", "web", "cli", "contrib", "api"},
     "api": {"core", "features", "cli", "api"},
+    "testing": {"core", "features", "worker", "ops", "testing", "api"},
 }
-LAYER_DIRS = ("features", "worker", "ops", "web", "cli", "contrib")
+LAYER_DIRS = ("features", "worker", "ops", "web", "cli", "contrib", "testing")
 
 
 def module_name(path: Path) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,18 @@ from steep.options import JobOptions
 Call = Sequence[Any] | tuple[Sequence[Any], dict[str, Any]]
 
 _known_queues: set[tuple[str, str]] = set()
+
+# Where enqueued jobs go instead of Redis while steep.testing's inline or fake mode is on:
+# called with the envelopes, their payloads and the options, returns their handles.
+Divert = Callable[[list[Envelope], list[bytes], JobOptions, "float | None"], list[Job]]
+_divert: Divert | None = None
+
+
+def set_divert(divert: Divert | None) -> Divert | None:
+    """Send enqueued jobs to `divert` instead of Redis (None: to Redis again); the previous."""
+    global _divert
+    previous, _divert = _divert, divert
+    return previous
 
 
 def due(when: float | timedelta | datetime) -> float:
@@ -125,6 +137,8 @@ def enqueue(
     chain = middleware.chains()[0]
     with middleware.around_enqueue(chain, [envelope]) if chain else _NO_MIDDLEWARE:
         payload = encode_envelope(envelope)
+        if _divert is not None:
+            return _divert([envelope], [payload], opts, at)[0]
         client = get_client()
         queues_key = _note_queue(envelope.queue)
         if queues_key is not None:
@@ -149,6 +163,8 @@ async def aenqueue(
     chain = middleware.chains()[0]
     with middleware.around_enqueue(chain, [envelope]) if chain else _NO_MIDDLEWARE:
         payload = encode_envelope(envelope)
+        if _divert is not None:
+            return _divert([envelope], [payload], opts, at)[0]
         client = get_async_client()
         queues_key = _note_queue(envelope.queue)
         if queues_key is not None:
@@ -201,6 +217,8 @@ def enqueue_many(
         return jobs
     chain = middleware.chains()[0]
     with middleware.around_enqueue(chain, envelopes) if chain else _NO_MIDDLEWARE:
+        if _divert is not None:
+            return _divert(envelopes, [encode_envelope(e) for e in envelopes], opts, None)
         if opts.pusher is not None:
             payloads = [encode_envelope(e) for e in envelopes]
             client = get_client()
@@ -240,6 +258,8 @@ async def aenqueue_many(
     chain = middleware.chains()[0]
     with middleware.around_enqueue(chain, envelopes) if chain else _NO_MIDDLEWARE:
         argv = _encode_many(envelopes)
+        if _divert is not None:
+            return _divert(envelopes, argv[1::3], opts, None)
         client = get_async_client()
         queues_key = _note_queue(opts.queue)
         if queues_key is not None:
