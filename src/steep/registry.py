@@ -274,6 +274,11 @@ def job(
     return register(fn) if fn is not None else register
 
 
+def names() -> list[str]:
+    """Every registered job name, sorted."""
+    return sorted(_REGISTRY)
+
+
 def lookup_local(name: str) -> JobFunction[Any, Any] | None:
     return _REGISTRY.get(name)
 
