@@ -40,8 +40,11 @@ def private_server(settings) -> Iterator[Callable[..., redis.Redis]]:
     def start(*config: str) -> redis.Redis:
         sock = data / f"{len(started)}.sock"
         proc = subprocess.Popen(
-            [str(valkey_binary()), "--port", "0", "--unixsocket", str(sock), "--dir", str(data)]
-            + list(config),
+            [
+                str(valkey_binary()),
+                *("--port", "0", "--unixsocket", str(sock), "--dir", str(data)),
+                *config,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -31,5 +31,9 @@ class JobFailed(SteepError):
         super().__init__(f"job {job_id} failed: {self.type}: {self.message}")
 
 
+class PayloadTooLarge(SteepError, ValueError):
+    """A job's encoded envelope is larger than the `max_payload` setting allows."""
+
+
 class UnknownJob(SteepError):
     """No job function is registered or importable under a job's name."""

@@ -75,6 +75,8 @@ class Settings:
     schedule_poll_interval: float = 0.5
     dead_ttl: float = 15552000.0
     dead_max_jobs: int = 10000
+    # the largest encoded job (envelope and arguments) enqueue accepts, in bytes; 0: no limit
+    max_payload: int = 1048576
     log_level: str = "INFO"
     log_format: str = "text"
     # `steep worker`: the application's loggers (the root logger) get steep's format and

@@ -187,6 +187,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "schedule_poll_interval": _number(float, 0, above=True),
     "dead_ttl": _number(float, 0, above=True),
     "dead_max_jobs": _number(int, 1),
+    "max_payload": _number(int, 0),
     "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", upper=True),
     "log_format": _choice("text", "json"),
     "log_app": _flag,
