@@ -99,24 +99,34 @@ def test_a_queue_with_jobs_and_no_worker(client):
     assert "fix: start one: `steep worker <your job modules> -q default`" in result.output
 
 
-def test_a_job_name_no_worker_knows_and_a_paused_queue(client, run_worker):
+def test_a_job_name_no_worker_knows(client, run_worker):
+    worker = run_worker(burst=False)  # live, registered with the names it can run
+    ops.quiet(worker.worker_id)  # it stays registered and beating, and takes nothing
+    wait_for(lambda: all(w.quiet for w in ops.workers()), message="the worker to go quiet")
     qk = get_keys().queue("default")
-    ops.pause("default")
     stray = Envelope(id="stray1", name="billing.jobs.invoice", queue="default")
     SCRIPTS.enqueue(
         client, [qk.queued, qk.jobs, qk.state, qk.scheduled], ["stray1", encode_envelope(stray), 0]
     )
     jobs.add.enqueue(1, 1)  # a name the worker knows: not reported
-    run_worker(burst=False)  # live, registered with the names it can run, held by the pause
     found = diagnose(client)
     assert problems(found, "job names") == [
         "1 jobs named 'billing.jobs.invoice' wait on queue 'default', and no live worker of "
         "that queue can run them (they go to the dead set as UnknownJob)"
     ]
-    assert problems(found, "paused queues") == ["queue 'default' is paused with 2 jobs waiting"]
     assert problems(found, "workers") == []  # a worker listens
     fixes = [f.fix for f in found if f.check == "job names"]
     assert "`steep worker billing.jobs ...`" in fixes[0]
+
+
+def test_a_paused_queue_holding_jobs(client):
+    jobs.add.enqueue(1, 1)
+    jobs.add.enqueue(2, 2)
+    ops.pause("default")
+    found = diagnose(client)
+    assert problems(found, "paused queues") == ["queue 'default' is paused with 2 jobs waiting"]
+    ops.resume("default")
+    assert problems(diagnose(client), "paused queues") == []
 
 
 def test_jobs_stuck_in_flight(client):

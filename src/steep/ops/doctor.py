@@ -224,9 +224,10 @@ def _queues(client: redis.Redis, queues: list[str], live: list[WorkerInfo]) -> l
 
 
 def _unknown_names(client: redis.Redis, queue: str, listeners: list[WorkerInfo]) -> list[Finding]:
-    if any(w.jobs is None for w in listeners):
-        return []  # a worker that does not say what it knows: nothing to compare with
-    known = {name for w in listeners for name in w.jobs or ()}
+    reporting = [w for w in listeners if w.jobs is not None]
+    if not reporting:
+        return []  # workers that do not say what they know (an earlier release)
+    known = {name for w in reporting for name in w.jobs or ()}
     qk = get_keys().queue(queue)
     ids = cast("list[bytes]", client.lrange(qk.queued, -NAME_SAMPLE, -1))
     ids += cast("list[bytes]", client.zrange(qk.prioritized, 0, NAME_SAMPLE - 1))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,7 +56,14 @@ def _burst(queues: list[str], timeout: float, concurrency: int) -> int:
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        if hasattr(worker, "loop"):
+        # stop it, even if it is still starting: a worker left running would take the jobs
+        # of whatever the caller does next
+        deadline = time.monotonic() + 30
+        while thread.is_alive() and not hasattr(worker, "_stop"):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        with contextlib.suppress(RuntimeError):  # the loop ended meanwhile
             worker.threadsafe(worker.request_stop, "drain timed out")
         thread.join(30)
         raise TimeoutError(
