@@ -91,6 +91,7 @@ class Settings:
     web_token: str | None = None
     web_read_only: bool = False
     cron: Any = ()  # the [cron] table: a tuple of steep.features.cron.CronEntry once checked
+    pipeline: dict[str, Any] | None = None  # the [pipeline] table, read by steep.pipeline
 
     def __post_init__(self) -> None:
         for key, check in _CHECKS.items():

@@ -165,6 +165,12 @@ def _import_paths(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _optional_table(value: Any) -> dict[str, Any] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    raise Invalid("a table", _type_name(value))
+
+
 def _as_given(value: Any) -> Any:
     return value
 
@@ -199,6 +205,9 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "web_read_only": _flag,
     # checked by the feature that owns it (register_check)
     "cron": _as_given,
+    # the delivery pipeline's table: the CI server's projects and the app's build
+    # definition; steep.pipeline checks its contents where it uses them
+    "pipeline": _optional_table,
 }
 FIELDS = tuple(_CHECKS)
 
