@@ -139,3 +139,20 @@ def test_the_worker_command_starts_without_the_operator_commands():
     )
     assert out.returncode == 0, out.stderr
     assert "LOADED []" in out.stdout, out.stdout
+
+
+def test_worker_settings_set_in_the_modules_reach_every_process(worker_cli):
+    # tests/env_configured.py sets STEEP_LOG_FORMAT in os.environ and configures queues
+    # and concurrency at import (not imported here: it would change this process's settings)
+    from steep import client
+    from steep.options import JobOptions
+
+    name = "tests.env_configured.configured_in_code"
+    opts = JobOptions(queue="from-module", result_ttl=60)
+    handle = client.enqueue(name, opts, (21,), {})
+    cli = worker_cli("worker", "tests.env_configured", "--burst", "-p", "1")
+    assert cli.wait(60) == 0, cli.text
+    lines = [json.loads(line) for line in cli.output]  # every process logs JSON
+    said = [line["msg"] for line in lines]
+    assert any("x 3 concurrency on queues from-module,default" in m for m in said), said
+    assert handle.result(timeout=5) == 42

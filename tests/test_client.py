@@ -191,3 +191,26 @@ def test_result_of_a_job_that_keeps_none_says_so_at_once(client):
     assert kept.keeps_result is True
     assert [j.keeps_result for j in jobs.record.enqueue_many([("q", 3)])] == [False]
     assert Job(handle.id, handle.queue).keeps_result is None  # a handle made from an id
+
+
+def test_a_payload_above_max_payload_is_refused_with_nothing_sent(client):
+    from steep import PayloadTooLarge
+    from steep.settings import configure
+
+    big = "x" * (3 * 1024 * 1024)  # 3 MB, accepted without a word before
+    with pytest.raises(PayloadTooLarge) as caught:
+        jobs.record.enqueue(big, 1)
+    message = str(caught.value)
+    assert message.startswith("cannot enqueue tests.jobs.record: its payload is 3,145,")
+    assert "above max_payload (1,048,576 bytes)" in message and "a reference" in message
+    assert isinstance(caught.value, ValueError)
+    with pytest.raises(PayloadTooLarge):
+        jobs.record.enqueue_many([("small", 1), (big, 2)])  # the whole call, before any push
+    with pytest.raises(PayloadTooLarge):
+        asyncio.run(jobs.record.aenqueue(big, 3))
+    assert client.hlen(get_keys().queue("default").jobs) == 0  # nothing was sent
+    configure(max_payload=100)
+    with pytest.raises(PayloadTooLarge, match=r"above max_payload \(100 bytes\)"):
+        jobs.record.enqueue("y" * 100, 4)
+    configure(max_payload=0)  # no limit
+    assert jobs.record.enqueue(big, 5).status == "queued"

@@ -115,6 +115,8 @@ def test_view_enqueues_and_manage_py_steep_worker_runs_the_job(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "shop.jobs.confirm_order on default succeeded" in done.stderr
+    # settings.STEEP reached the supervisor (and through it every worker process)
+    assert "on queues default,mail" in done.stderr
     assert Order.objects.get(pk=order_id).status == "confirmed"
     assert queued() == 0
 

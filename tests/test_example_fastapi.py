@@ -97,3 +97,19 @@ def test_under_uvicorn(newsroom, server: ServerHandle, run_worker):
     assert proc.returncode == 0, output
     assert "Application shutdown complete" in output
     assert "Unclosed" not in output and "Traceback" not in output, output
+
+
+def test_with_steep_fake_the_endpoint_is_tested_without_a_worker(newsroom, steep_fake):
+    # steep.testing's fake mode (a fixture of steep's pytest plugin): recorded, not run
+    with TestClient(newsroom.app) as web:
+        job_id = web.post("/articles/fresh-news/publish").json()["job"]
+    [record] = steep_fake.assert_enqueued(newsroom.publish, "fresh-news", count=1)
+    assert record.id == job_id
+    assert steep_fake.drain() == ["published fresh-news"]
+
+
+def test_with_steep_inline_the_job_runs_inside_the_request(newsroom, steep_inline):
+    with TestClient(newsroom.app) as web:
+        job_id = web.post("/articles/at-once/publish").json()["job"]
+    assert job_id  # it ran during the request: nothing was left on any server
+    assert connection.get_client().hlen("steep:{default}:jobs") == 0

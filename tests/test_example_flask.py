@@ -53,6 +53,18 @@ def test_worker_subprocess_creates_the_app_and_runs_the_job(bakery, worker_cli):
     assert result["result"] == f"Corner Bakery baked a spelt loaf (job {job_id})", cli.text
 
 
+def test_app_config_reaches_the_supervisor_and_its_processes(bakery, worker_cli, client):
+    # STEEP_QUEUES is set only in app.config: a worker started with no -q must watch "ovens"
+    bakery.create_app()
+    job = bakery.jobs.bake.options(queue="ovens").enqueue("rye")
+    cli = worker_cli(
+        "worker", "bakery.worker", "--burst", "-p", "1", env={"PYTHONPATH": f"{ROOT}:{APP}"}
+    )
+    assert cli.wait(60) == 0, cli.text
+    assert "on queues default,ovens" in cli.text  # the supervisor
+    assert job.result(timeout=5).startswith("Corner Bakery baked a rye loaf"), cli.text
+
+
 def test_app_config_configures_steep(bakery, settings):
     bakery.create_app({"STEEP_QUEUES": ["mail", "default"], "STEEP_CONCURRENCY": 3})
     assert get_settings().queues == ("mail", "default")
@@ -81,3 +93,23 @@ def test_dashboard_mounted_in_flask_requires_credentials(bakery):
         web.get("/steep/api/status", auth=("steep", "s3cret")).get_json()["totals"]["queued"] == 0
     )
     assert web.post("/bake", json={}).status_code == 202  # Flask's own routes still answer
+
+
+def test_with_steep_fake_the_endpoint_is_tested_without_a_worker(bakery, steep_fake):
+    # steep.testing's fake mode (a fixture of steep's pytest plugin): recorded, not run
+    web = bakery.create_app({"BAKERY_NAME": "Fake Bakery"}).test_client()
+    assert web.post("/bake", json={"loaf": "rye"}).status_code == 202
+    [record] = steep_fake.assert_enqueued(bakery.jobs.bake, "rye", queue="default", count=1)
+    # drain() runs it in this process, inside the app context, as a worker would
+    assert steep_fake.drain() == [f"Fake Bakery baked a rye loaf (job {record.id})"]
+
+
+def test_with_the_steep_fixture_drain_runs_what_the_endpoint_enqueued(bakery, steep):
+    # a private server for the session, a flushed namespace per test, drain() in-process
+    web = bakery.create_app({"BAKERY_NAME": "Drained Bakery"}).test_client()
+    job_id = web.post("/bake", json={"loaf": "spelt"}).get_json()["job"]
+    assert steep.drain() == 1
+    assert web.get(f"/jobs/{job_id}").get_json() == {
+        "status": "succeeded",
+        "result": f"Drained Bakery baked a spelt loaf (job {job_id})",
+    }

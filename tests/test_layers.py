@@ -15,6 +15,8 @@ functions, and under `if TYPE_CHECKING:`. The layers, and what each may import:
               (__main__.py) belongs to the cli
     pipeline  steep/pipeline/: an application of steep: its public API (the facade and
               the core), ops, and the dashboard's extension point (web)
+    testing   steep/testing/: the core, the features, the worker, ops (what a test of an
+              application needs: jobs run in its process)
 
 Nothing in the core imports a feature, the worker, ops, web or the CLI, so the core
 runs jobs with no feature registered (tests/test_core_alone.py shows it does).
@@ -40,8 +42,9 @@ ALLOWED: dict[str, set[str]] = {
     "contrib": {"core", "features", "ops", "web", "cli", "contrib", "api"},
     "api": {"core", "features", "api"},
     "pipeline": {"core", "features", "ops", "web", "api", "pipeline"},
+    "testing": {"core", "features", "worker", "ops", "testing", "api"},
 }
-LAYER_DIRS = ("features", "worker", "ops", "web", "cli", "contrib", "pipeline")
+LAYER_DIRS = ("features", "worker", "ops", "web", "cli", "contrib", "pipeline", "testing")
 
 
 def module_name(path: Path) -> str:

@@ -23,7 +23,7 @@ def _make_retrying(client, handle, due_in: float = 3600) -> None:
     pipe = client.pipeline()
     pipe.lrem(qk.queued, 1, handle.id)
     pipe.zadd(qk.scheduled, {handle.id: int((time.time() + due_in) * 1000)})
-    pipe.hset(qk.state, handle.id, "failed")
+    pipe.hset(qk.state, handle.id, "retrying")
     pipe.hset(qk.errors, handle.id, '{"type":"builtins.ValueError","message":"boom","attempt":1}')
     pipe.execute()
 
@@ -214,3 +214,26 @@ def test_cancel_a_running_job_ends_dead_as_cancelled(client, run_worker, fn):
         message="the job to be cancelled",
     )
     assert info.error["type"] == "steep.Cancelled"
+
+
+def test_a_job_waiting_to_retry_is_retrying_everywhere_and_the_old_word_still_reads(
+    client, run_worker
+):
+    from steep import JobStatus
+
+    handle = jobs.fails_then_succeeds.options(backoff=600).enqueue("word", 5)
+    worker = run_worker(burst=False)
+    wait_for(lambda: handle.status is JobStatus.RETRYING, message="the first attempt to fail")
+    worker.threadsafe(worker.request_stop)
+    qk = get_keys().queue("default")
+    assert client.hget(qk.state, handle.id) == b"retrying"  # the stored word too
+    assert ops.get_job("default", handle.id).state == "retrying"
+    assert JobStatus.FAILED is JobStatus.RETRYING  # the old name, kept as an alias
+    # a record written by an earlier release ("failed") reads, lists and deletes the same
+    old = jobs.add.enqueue(1, 2)
+    _make_retrying(client, old)
+    client.hset(qk.state, old.id, "failed")
+    assert old.status is JobStatus.RETRYING
+    assert ops.get_job("default", old.id).state == "retrying"
+    assert old.id in _ids(ops.list_jobs("default", "retrying"))
+    assert ops.delete_jobs("default", [old.id], only="retrying") == 1

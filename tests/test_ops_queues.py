@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
 from steep import ops
 from steep.connection import get_keys
 from tests import jobs
@@ -20,6 +24,28 @@ def test_pause_keeps_workers_off_the_queue_until_resumed(client, run_worker):
     ops.resume("default")
     assert not ops.queue("default").paused
     assert handle.result(timeout=5) == 2
+
+
+def test_an_idle_worker_does_not_spin_on_a_paused_queue_that_holds_jobs(client, run_worker, server):
+    # Its blocking fetch takes a job of the paused queue at once and the claim gives it back:
+    # without a pause between the two it did that thousands of times a second.
+    if not server.restartable:
+        pytest.skip("counts the server's commands: needs the suite's own server, used alone")
+    ops.pause("default")
+    handle = jobs.add.enqueue(2, 3)
+    run_worker(burst=False)
+    client.config_resetstat()
+    wait_for(
+        lambda: client.info("commandstats").get("cmdstat_blmove", {}).get("calls", 0) >= 2,
+        message="the worker to block on the queue twice",
+    )
+    started = time.monotonic()
+    time.sleep(1.0)  # the window measured: how many fetches happen in it
+    calls = client.info("commandstats").get("cmdstat_blmove", {}).get("calls", 0)
+    rate = calls / (time.monotonic() - started + 1.0)
+    assert rate < 40, f"{calls} blocking fetches in about a second"
+    ops.resume("default")
+    assert handle.result(timeout=5) == 5
 
 
 def test_clear_drops_waiting_jobs_in_batches(client):

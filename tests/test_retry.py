@@ -36,7 +36,7 @@ def test_failed_job_waits_in_scheduled_set_with_its_error(client, run_worker):
     qk = get_keys().queue("default")
     from tests.conftest import wait_for
 
-    wait_for(lambda: handle.status is JobStatus.FAILED, message="job to fail once")
+    wait_for(lambda: handle.status is JobStatus.RETRYING, message="job to fail once")
     worker.threadsafe(worker.request_stop)
     assert client.zscore(qk.scheduled, handle.id) is not None
     error = json.loads(client.hget(qk.errors, handle.id))
@@ -131,3 +131,44 @@ def test_timeout_counts_as_failure_and_retries(client, run_worker):
     assert handle.status is JobStatus.DEAD
     qk = get_keys().queue("default")
     assert int(client.hget(qk.stats, "failed")) == 2
+
+
+def test_backoff_given_per_call_reaches_the_worker(client, run_worker):
+    # the decorator says 0.05 s; the call says 600 s, and the retry waits 600 s (±25 %)
+    import time
+
+    from tests.conftest import wait_for
+
+    handle = jobs.fails_then_succeeds.options(backoff=600).enqueue("per-call", 5)
+    envelope = json.loads(client.hget(get_keys().queue("default").jobs, handle.id))
+    assert (envelope["backoff"], envelope["max_backoff"]) == (600, 3600)
+    worker = run_worker(burst=False)
+    wait_for(lambda: handle.status is JobStatus.RETRYING, message="the first attempt to fail")
+    worker.threadsafe(worker.request_stop)
+    due = client.zscore(get_keys().queue("default").scheduled, handle.id) / 1000
+    assert 440 < due - time.time() < 760
+    # a plain call carries nothing: the worker uses the decorator's values
+    plain = jobs.fails_then_succeeds.enqueue("plain", 0)
+    assert "backoff" not in json.loads(client.hget(get_keys().queue("default").jobs, plain.id))
+
+
+def test_per_call_backoff_survives_further_options_and_signatures(client):
+    slow = jobs.fails_then_succeeds.options(backoff=600, max_backoff=900)
+    handle = jobs.fails_then_succeeds.options(max_backoff=600, retries=1).enqueue("capped", 5)
+    envelope = json.loads(client.hget(get_keys().queue("default").jobs, handle.id))
+    # the decorator's backoff, the call's cap
+    assert (envelope["backoff"], envelope["max_backoff"], envelope["retries"]) == (0.05, 600, 1)
+    again = slow.opts.replace(retries=1)  # later changes keep what the call set
+    assert again.per_call == {"backoff", "max_backoff"} and again.backoff == 600
+    step = slow.s("sig", 5)
+    assert (step.options["backoff"], step.options["max_backoff"]) == (600, 900)
+    queued = step.enqueue()
+    envelope = json.loads(client.hget(get_keys().queue("default").jobs, queued.id))
+    assert (envelope["backoff"], envelope["max_backoff"]) == (600, 900)
+
+
+def test_retry_on_per_call_is_refused_not_ignored():
+    with pytest.raises(TypeError, match=r"retry_on cannot be set per call.*@job\(retry_on"):
+        jobs.fails_then_succeeds.options(retry_on=(KeyError,))
+    with pytest.raises(ValueError, match="backoff <= max_backoff"):
+        jobs.fails_then_succeeds.options(backoff=10, max_backoff=1)

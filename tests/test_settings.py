@@ -122,7 +122,8 @@ def test_empty_variables_count_as_unset(tmp_path: Path) -> None:
     write(tmp_path, 'redis_url = "redis://cache:6379"\n')
     settings = load_settings(tmp_path, {"STEEP_REDIS_URL": "", "STEEP_ENV": "", "STEEP_CONFIG": ""})
     assert settings.redis_url == "redis://cache:6379" and settings.env == "development"
-    assert load_settings(tmp_path / "nowhere", {"STEEP_REDIS_URL": ""}).redis_url is None
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"  # not inside the project
+    assert load_settings(elsewhere, {"STEEP_REDIS_URL": ""}).redis_url is None
 
 
 def test_empty_redis_url_in_a_table_means_the_embedded_server(tmp_path: Path) -> None:
@@ -311,7 +312,8 @@ def test_passwords_never_appear_in_errors(tmp_path: Path) -> None:
     message = error_for(tmp_path, 'redis_url = "http://user:hunter2@host:6379"\n')
     assert "hunter2" not in message and "'http://user:***@host:6379'" in message
     with pytest.raises(ConfigError) as caught:
-        load_settings(tmp_path / "none", {"STEEP_REDIS_URL": "tcp://:hunter2@host"})
+        elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"  # not inside the project
+        load_settings(elsewhere, {"STEEP_REDIS_URL": "tcp://:hunter2@host"})
     assert (
         str(caught.value)
         == "STEEP_REDIS_URL: 'tcp://:***@host' is not a redis://, rediss:// or unix:// URL"

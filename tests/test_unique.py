@@ -132,7 +132,7 @@ def test_while_waiting_to_retry_a_duplicate_is_still_refused(client, run_worker)
     wait_for(lambda: client.lrange("test:w", 0, -1) == [b"attempt 1"], message="attempt 1")
     client.rpush("test:gate:w", "go")
     qk = get_keys().queue("default")
-    wait_for(lambda: client.hget(qk.state, handle.id) == b"failed", message="waiting to retry")
+    wait_for(lambda: client.hget(qk.state, handle.id) == b"retrying", message="waiting to retry")
     again = jobs.unique_fails_once.enqueue("w")
     assert again.duplicate and again.id == handle.id
 

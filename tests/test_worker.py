@@ -120,6 +120,24 @@ def test_unknown_job_name_goes_to_dead_set(client, run_worker):
     assert client.hget(qk.jobs, "unknown1") is not None  # kept, can be retried later
 
 
+def test_job_failed_says_the_reason_steep_gave_up(client, run_worker):
+    from steep import Job, JobFailed
+
+    qk = get_keys().queue("default")
+    env = Envelope(id="unknown2", name="nowhere.missing", queue="default", result_ttl=60)
+    SCRIPTS.enqueue(
+        client, [qk.queued, qk.jobs, qk.state, qk.scheduled], ["unknown2", encode_envelope(env), 0]
+    )
+    raised = jobs.always_fails.options(retries=0).enqueue("reason")
+    run_worker()
+    with pytest.raises(JobFailed) as caught:
+        Job("unknown2", "default", keeps_result=True).result(timeout=5)
+    assert caught.value.reason == "UnknownJob" and caught.value.type == "steep.UnknownJob"
+    with pytest.raises(JobFailed) as caught:
+        raised.result(timeout=5)
+    assert caught.value.reason == "" and caught.value.type == "builtins.ValueError"
+
+
 def test_undecodable_payload_goes_to_dead_set(client, run_worker):
     qk = get_keys().queue("default")
     SCRIPTS.enqueue(

@@ -9,7 +9,14 @@ send_report.enqueue(42)
 """
 
 from steep.context import JobContext, current_job
-from steep.errors import Cancelled, JobFailed, JobTimeout, SteepError, UnknownJob
+from steep.errors import (
+    Cancelled,
+    JobFailed,
+    JobTimeout,
+    PayloadTooLarge,
+    SteepError,
+    UnknownJob,
+)
 from steep.job import Job, JobStatus
 from steep.middleware import Middleware
 from steep.options import JobOptions
@@ -44,6 +51,7 @@ __all__ = [
     "JobStatus",
     "JobTimeout",
     "Middleware",
+    "PayloadTooLarge",
     "Settings",
     "Signature",
     "SteepError",

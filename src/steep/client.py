@@ -9,20 +9,46 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from steep import middleware
+from steep import middleware, settings
 from steep.connection import SCRIPTS, get_async_client, get_client, get_keys
+from steep.errors import PayloadTooLarge
 from steep.job import Envelope, Job, encode_envelope, new_job_id
 from steep.lane import run_idempotent
 from steep.options import JobOptions
+from steep.settings import get_settings
 
 # one call of a job in enqueue_many: its arguments, or (arguments, keyword arguments)
 Call = Sequence[Any] | tuple[Sequence[Any], dict[str, Any]]
 
 _known_queues: set[tuple[str, str]] = set()
+
+# Where enqueued jobs go instead of Redis while steep.testing's inline or fake mode is on:
+# called with the envelopes, their payloads and the options, returns their handles.
+Divert = Callable[[list[Envelope], list[bytes], JobOptions, "float | None"], list[Job]]
+_divert: Divert | None = None
+
+
+def _check_size(envelope: Envelope, payload: bytes) -> bytes:
+    """`payload`, unless it is larger than `max_payload` (PayloadTooLarge, nothing sent)."""
+    limit = settings._current.max_payload if settings._current else get_settings().max_payload
+    if limit and len(payload) > limit:
+        raise PayloadTooLarge(
+            f"cannot enqueue {envelope.name}: its payload is {len(payload):,} bytes, above "
+            f"max_payload ({limit:,} bytes); pass a reference to the data (a key, a path, "
+            "an id) instead of the data itself, or raise max_payload (0: no limit)"
+        )
+    return payload
+
+
+def set_divert(divert: Divert | None) -> Divert | None:
+    """Send enqueued jobs to `divert` instead of Redis (None: to Redis again); the previous."""
+    global _divert
+    previous, _divert = _divert, divert
+    return previous
 
 
 def due(when: float | timedelta | datetime) -> float:
@@ -61,6 +87,9 @@ def _envelope(
     )
     if opts.tags:
         envelope.tags = list(opts.tags)
+    if opts.per_call:
+        envelope.backoff = opts.backoff
+        envelope.max_backoff = opts.max_backoff
     for feature in opts.active:  # the features this job uses write their part
         feature.stamp(envelope, opts, at)
     return envelope
@@ -121,7 +150,9 @@ def enqueue(
     envelope = _envelope(name, opts, args, kwargs, at)
     chain = middleware.chains()[0]
     with middleware.around_enqueue(chain, [envelope]) if chain else _NO_MIDDLEWARE:
-        payload = encode_envelope(envelope)
+        payload = _check_size(envelope, encode_envelope(envelope))
+        if _divert is not None:
+            return _divert([envelope], [payload], opts, at)[0]
         client = get_client()
         queues_key = _note_queue(envelope.queue)
         if queues_key is not None:
@@ -145,7 +176,9 @@ async def aenqueue(
     envelope = _envelope(name, opts, args, kwargs, at)
     chain = middleware.chains()[0]
     with middleware.around_enqueue(chain, [envelope]) if chain else _NO_MIDDLEWARE:
-        payload = encode_envelope(envelope)
+        payload = _check_size(envelope, encode_envelope(envelope))
+        if _divert is not None:
+            return _divert([envelope], [payload], opts, at)[0]
         client = get_async_client()
         queues_key = _note_queue(envelope.queue)
         if queues_key is not None:
@@ -175,10 +208,14 @@ def _handle(envelope: Envelope) -> Job:
     return Job(envelope.id, envelope.queue, envelope.name, keeps_result=bool(envelope.result_ttl))
 
 
+def _encoded(envelope: Envelope) -> bytes:
+    return _check_size(envelope, encode_envelope(envelope))
+
+
 def _encode_many(envelopes: list[Envelope]) -> list[Any]:
     argv: list[Any] = []
     for envelope in envelopes:
-        argv += (envelope.id, encode_envelope(envelope), 0)
+        argv += (envelope.id, _encoded(envelope), 0)
     return argv
 
 
@@ -198,8 +235,10 @@ def enqueue_many(
         return jobs
     chain = middleware.chains()[0]
     with middleware.around_enqueue(chain, envelopes) if chain else _NO_MIDDLEWARE:
+        if _divert is not None:
+            return _divert(envelopes, [_encoded(e) for e in envelopes], opts, None)
         if opts.pusher is not None:
-            payloads = [encode_envelope(e) for e in envelopes]
+            payloads = [_encoded(e) for e in envelopes]
             client = get_client()
             queues_key = _note_queue(opts.queue)
             if queues_key is not None:
@@ -237,6 +276,8 @@ async def aenqueue_many(
     chain = middleware.chains()[0]
     with middleware.around_enqueue(chain, envelopes) if chain else _NO_MIDDLEWARE:
         argv = _encode_many(envelopes)
+        if _divert is not None:
+            return _divert(envelopes, argv[1::3], opts, None)
         client = get_async_client()
         queues_key = _note_queue(opts.queue)
         if queues_key is not None:

@@ -16,14 +16,23 @@ class Cancelled(SteepError):
 
 
 class JobFailed(SteepError):
-    """Raised by `Job.result()` when the job died: carries the job's last error."""
+    """Raised by `Job.result()` when the job died: carries the job's last error.
+
+    `reason` names what stopped a job that steep itself gave up on (`UnknownJob`,
+    `BadPayload`, `UnencodableResult`, `Expired`, ...); it is "" when the job's own code raised.
+    """
 
     def __init__(self, job_id: str, error: dict[str, str]) -> None:
         self.job_id = job_id
         self.type = error.get("type", "")
         self.message = error.get("message", "")
         self.traceback = error.get("traceback", "")
+        self.reason = error.get("reason", "")
         super().__init__(f"job {job_id} failed: {self.type}: {self.message}")
+
+
+class PayloadTooLarge(SteepError, ValueError):
+    """A job's encoded envelope is larger than the `max_payload` setting allows."""
 
 
 class UnknownJob(SteepError):

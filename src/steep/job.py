@@ -23,9 +23,16 @@ class JobStatus(enum.StrEnum):
     SCHEDULED = "scheduled"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
-    FAILED = "failed"  # an attempt failed; the job will be retried
-    DEAD = "dead"
+    RETRYING = "retrying"  # an attempt failed; the job waits to be retried
+    DEAD = "dead"  # failed for good: out of retries, or an error not retried
     INTERRUPTED = "interrupted"  # an iterable job parked by an operator until resumed
+    # the old name of RETRYING (a job in it has not failed for good), kept for one release
+    FAILED = "retrying"
+
+    @classmethod
+    def _missing_(cls, value: object) -> JobStatus | None:
+        # the word releases before this one stored for a job waiting to retry
+        return cls.RETRYING if value == "failed" else None
 
 
 class Envelope(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
@@ -53,6 +60,9 @@ class Envelope(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     expires_at: float | None = None
     # priority within the queue (steep.features.priority): higher runs first; 0 = none
     priority: int = 0
+    # retry timing given per call (`.options(backoff=...)`); absent: the job function's
+    backoff: float | None = None
+    max_backoff: float | None = None
     v: int = 1
 
 

@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+from steep.context import current_job
+
 # Attributes every LogRecord has; anything else was passed with `extra=`.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -37,10 +39,68 @@ class TextFormatter(logging.Formatter):
         return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created)) + f".{ms:03d}"
 
 
-def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+class JobContextFilter(logging.Filter):
+    """Puts the running job's context on the records of the application's loggers:
+    `job_id`, `job_name`, `job_queue`, `job_attempt` (what a record already has is kept)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        job = current_job()
+        if job is not None:
+            fields = {
+                "job_id": job.id,
+                "job_name": job.name,
+                "job_queue": job.queue,
+                "job_attempt": job.attempt,
+            }
+            for key, value in fields.items():
+                record.__dict__.setdefault(key, value)
+        return True
+
+
+class AppTextFormatter(TextFormatter):
+    """steep's text lines for the application's records: the logger's name, and the job."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        head, sep, rest = line.partition("] ")
+        line = f"{head}{sep}{record.name}: {rest}"
+        if "job_id" in record.__dict__:
+            attempt = record.__dict__.get("job_attempt")
+            line += (
+                f" [job {record.__dict__['job_id']} {record.__dict__.get('job_name')} on "
+                f"{record.__dict__.get('job_queue')}, attempt {attempt}]"
+            )
+        return line
+
+
+class _AppHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The root logger's handler that steep installed (replaced, not stacked, on a redo)."""
+
+
+def setup_logging(level: str = "INFO", fmt: str = "text", *, app: bool = False) -> None:
+    """steep's own logger to stderr in `fmt`; with `app` (what `steep worker` does unless
+    `log_app = false`), the root logger too, so that a job's
+    `logging.getLogger(__name__).info(...)` is written in the same format, with the job's
+    context, instead of being dropped (INFO) or printed bare (WARNING). When the application
+    has given the root logger handlers of its own, they are kept and get the job's context."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger("steep")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    if app:
+        app_handler = _AppHandler(sys.stderr)
+        app_handler.setFormatter(JsonFormatter() if fmt == "json" else AppTextFormatter())
+        app_handler.addFilter(JobContextFilter())
+        top = logging.getLogger()
+        theirs = [h for h in top.handlers if not isinstance(h, _AppHandler)]
+        if theirs:
+            # the application set up its own handlers: keep its format, add the job's context
+            top.handlers[:] = theirs
+            for h in theirs:
+                if not any(isinstance(f, JobContextFilter) for f in h.filters):
+                    h.addFilter(JobContextFilter())
+            return
+        top.handlers[:] = [app_handler]
+        top.setLevel(level.upper())

@@ -182,6 +182,9 @@ class JobOptions:
     active: tuple[Feature, ...] = ()
     # the active feature that adds the job with its own script (unique, priority), if any
     pusher: Feature | None = dataclasses.field(default=None, compare=False)
+    # the retry timing options given per call (`.options(backoff=...)`): the envelope
+    # carries them, as the worker otherwise reads the decorator's
+    per_call: frozenset[str] = dataclasses.field(default=frozenset(), compare=False)
 
     def __init__(self, **options: Any) -> None:
         core = {name: options.pop(name) for name in _CORE_FIELDS if name in options}
@@ -196,6 +199,7 @@ class JobOptions:
         pushers = [f for f in active if f.push_rank > 0]
         pusher = max(pushers, key=lambda f: f.push_rank) if pushers else None
         object.__setattr__(self, "pusher", pusher)
+        object.__setattr__(self, "per_call", frozenset())
         self._check()
 
     def _check(self) -> None:
@@ -213,6 +217,11 @@ class JobOptions:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout}")
         if self.result_ttl is not None and self.result_ttl <= 0:
             raise ValueError(f"result_ttl must be > 0 seconds, got {self.result_ttl}")
+        if not 0 < self.backoff <= self.max_backoff:
+            raise ValueError(
+                f"need 0 < backoff <= max_backoff, got backoff={self.backoff!r}, "
+                f"max_backoff={self.max_backoff!r}"
+            )
 
     def get(self, option: str) -> Any:
         """A feature's option for this job (its default when the job was not given it)."""
@@ -224,7 +233,19 @@ class JobOptions:
     def replace(self, **changes: Any) -> JobOptions:
         """These options with some changed (the features' options checked again)."""
         current = {name: getattr(self, name) for name in _CORE_FIELDS}
-        return JobOptions(**{**current, **self.features, **changes})
+        new = JobOptions(**{**current, **self.features, **changes})
+        carried = self.per_call | (PER_CALL_RETRY & changes.keys())
+        object.__setattr__(new, "per_call", carried)
+        return new
+
+    def per_call_options(self, **changes: Any) -> JobOptions:
+        """`.options(...)`: `replace`, refusing what the worker cannot be told per call."""
+        if "retry_on" in changes:
+            raise TypeError(
+                "retry_on cannot be set per call: the worker matches exceptions against the "
+                "classes given to @job(retry_on=...); set it there"
+            )
+        return self.replace(**changes)
 
 
 _CORE_DEFAULTS: dict[str, Any] = {
@@ -238,3 +259,5 @@ _CORE_DEFAULTS: dict[str, Any] = {
     "tags": (),
 }
 _CORE_FIELDS = tuple(_CORE_DEFAULTS)
+# the retry timing options an envelope carries when they are given per call
+PER_CALL_RETRY = frozenset({"backoff", "max_backoff"})

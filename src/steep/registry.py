@@ -50,7 +50,7 @@ class JobFunction(Generic[P, R]):
 
     def options(self, **overrides: Any) -> BoundJob[P, R]:
         """The same job with some options changed for the calls made through it."""
-        return BoundJob(self, self.default_options.replace(**overrides))
+        return BoundJob(self, self.default_options.per_call_options(**overrides))
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         return BoundJob(self, self.default_options).enqueue(*args, **kwargs)
@@ -272,6 +272,11 @@ def job(
         return jf
 
     return register(fn) if fn is not None else register
+
+
+def names() -> list[str]:
+    """Every registered job name, sorted."""
+    return sorted(_REGISTRY)
 
 
 def lookup_local(name: str) -> JobFunction[Any, Any] | None:

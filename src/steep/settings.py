@@ -75,8 +75,13 @@ class Settings:
     schedule_poll_interval: float = 0.5
     dead_ttl: float = 15552000.0
     dead_max_jobs: int = 10000
+    # the largest encoded job (envelope and arguments) enqueue accepts, in bytes; 0: no limit
+    max_payload: int = 1048576
     log_level: str = "INFO"
     log_format: str = "text"
+    # `steep worker`: the application's loggers (the root logger) get steep's format and
+    # the running job's context (job_id, job_name, job_queue, job_attempt)
+    log_app: bool = True
     fsync: str = "everysec"
     middleware: tuple[str, ...] = ()
     # the dashboard (steep web, steep.web.create_app): HTTP basic user and password,
@@ -113,10 +118,29 @@ class Settings:
 
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(Settings)}
 
+# What marks a project's top directory: steep.toml first, then pyproject.toml.
+PROJECT_MARKERS = (CONFIG_FILE, "pyproject.toml")
+
+
+def project_root(start: Path | None = None) -> Path | None:
+    """The nearest directory, from `start` (the current one) up, holding steep.toml or
+    pyproject.toml; None when no parent does.
+
+    Every process of a project, wherever in it it starts, reads the same steep.toml and
+    finds the same embedded server beside it; two projects never share one by accident.
+    """
+    here = Path(os.path.abspath(start if start is not None else os.getcwd()))
+    for directory in (here, *here.parents):
+        if any((directory / marker).is_file() for marker in PROJECT_MARKERS):
+            return directory
+    return None
+
 
 def load_settings(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read steep.toml (from `cwd`, or the file `STEEP_CONFIG` names) and `STEEP_*` variables."""
+    """Read steep.toml (the project's, see `project_root`, or the file `STEEP_CONFIG` names)
+    and `STEEP_*` variables."""
     base = Path(os.path.abspath(cwd if cwd is not None else os.getcwd()))
+    root = project_root(base) or base
     env_vars = os.environ if environ is None else environ
 
     def var(name: str) -> str | None:
@@ -136,13 +160,18 @@ def load_settings(cwd: Path | None = None, environ: Mapping[str, str] | None = N
         if not path.is_file():
             raise ConfigError(f"STEEP_CONFIG: no such file: {path}")
         env, values = _FileReader(path, config, _DEFAULTS).read(env)
-    elif (base / CONFIG_FILE).is_file():
-        env, values = _FileReader(base / CONFIG_FILE, CONFIG_FILE, _DEFAULTS).read(env)
+    elif (root / CONFIG_FILE).is_file():
+        shown = str(root / CONFIG_FILE) if root != base else CONFIG_FILE
+        env, values = _FileReader(root / CONFIG_FILE, shown, _DEFAULTS).read(env)
     for name, key in _ENV_VARS.items():
         if (raw := var(name)) is not None:
             values[key] = from_var(name, key, raw)
-    # A data dir from the environment or the default is relative to cwd.
-    values["data_dir"] = base / values.get("data_dir", _DEFAULTS["data_dir"])
+    # A data dir from the environment is relative to cwd; the default sits in the
+    # project's top directory (beside steep.toml or pyproject.toml), else in cwd.
+    if "data_dir" in values:
+        values["data_dir"] = base / values["data_dir"]
+    else:
+        values["data_dir"] = root / Path(str(_DEFAULTS["data_dir"]))
     return Settings(env=env or "development", **values)
 
 

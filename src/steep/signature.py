@@ -18,7 +18,7 @@ from steep.job import Envelope, Job, encode_envelope
 from steep.options import JobOptions
 
 # the JobOptions a signature carries (what the envelope needs; retry_on and backoff
-# are read from the registered function on the worker)
+# are read from the registered function on the worker, unless backoff was given per call)
 CARRIED = ("queue", "retries", "timeout", "result_ttl", "tags")
 
 # what `signature | other` makes (a chain), set by steep.features.batches
@@ -51,7 +51,8 @@ class Signature(msgspec.Struct, frozen=True, omit_defaults=True):
         opts = {**self.options, **(overrides or {})}
         if "tags" in opts:
             opts["tags"] = tuple(opts["tags"])
-        return JobOptions(**opts)
+        # replace() marks a backoff given per call, so the envelope carries it
+        return _DEFAULTS.replace(**opts)
 
     def with_first(self, value: Any) -> Signature:
         """The call a chain makes: the previous result first, unless immutable."""
@@ -87,6 +88,8 @@ def signature(
         value = getattr(opts, key)
         if value != getattr(_DEFAULTS, key) or key in ("queue", "retries"):
             options[key] = list(value) if key == "tags" else value
+    for key in opts.per_call:  # backoff given per call (`.options(backoff=...)`)
+        options[key] = getattr(opts, key)
     sig = Signature(name, tuple(args), dict(kwargs), options, immutable)
     # fail here, naming the argument, rather than when the step is finally enqueued
     encode_envelope(Envelope(id="", name=name, queue="", args=list(args), kwargs=dict(kwargs)))

@@ -28,6 +28,6 @@ DATABASES = {
 # steep's settings (the keys of steep.toml). The Redis URL comes from STEEP_REDIS_URL
 # when set; without one, steep starts its embedded server.
 STEEP = {
-    "queues": ["default"],
+    "queues": ["default", "mail"],
     "middleware": ["steep.contrib.logging:LogContext"],
 }

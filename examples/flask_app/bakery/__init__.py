@@ -17,7 +17,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(
         BAKERY_NAME="Corner Bakery",
-        STEEP_QUEUES=["default"],  # any steep setting, as STEEP_<NAME>
+        STEEP_QUEUES=["default", "ovens"],  # any steep setting, as STEEP_<NAME>
         DASHBOARD_PASSWORD=os.environ.get("STEEP_WEB_PASSWORD"),
     )
     app.config.update(config or {})

@@ -29,6 +29,7 @@ _LAZY_COMMANDS = {
     "cron": "steep.cli.cron",
     "web": "steep.cli.web",
     "pipeline": "steep.cli.pipeline",
+    "doctor": "steep.cli.doctor",
 }
 
 
@@ -74,3 +75,6 @@ def main(log_level: str | None, log_format: str | None) -> None:
         overrides["log_format"] = log_format
     settings = configure(**overrides) if overrides else get_settings()
     setup_logging(settings.log_level, settings.log_format)
+    # `steep worker` reads the settings again after importing the application, and
+    # applies these flags on top of whatever the application configured
+    click.get_current_context().meta["steep.overrides"] = overrides

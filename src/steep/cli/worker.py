@@ -3,6 +3,7 @@ the embedded Valkey server, and a guided first run of both)."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -10,7 +11,14 @@ import click
 
 from steep.cli import main
 from steep.cli._common import _fail, get_console
-from steep.settings import get_settings, redacted_url
+from steep.settings import (
+    FIELDS,
+    Settings,
+    configure,
+    get_settings,
+    load_settings,
+    redacted_url,
+)
 
 
 @main.command()
@@ -48,10 +56,14 @@ def worker(
     burst: bool,
 ) -> None:
     """Run worker processes for the jobs defined in MODULES (e.g. app.jobs)."""
-    from steep.worker import Supervisor, parse_queues
+    from steep.worker import PlatformNotSupported, Supervisor, check_worker_platform, parse_queues
 
-    settings = get_settings()
-    sys.path.insert(0, os.getcwd())
+    try:
+        check_worker_platform()
+    except PlatformNotSupported as exc:
+        _fail(str(exc))
+
+    settings = _settings_after_import(modules)
     try:
         specs = parse_queues(queues or list(settings.queues))
     except ValueError as exc:
@@ -63,14 +75,39 @@ def worker(
     supervisor = Supervisor(
         list(modules), specs, procs, conc, settings, max_memory_mb=max_memory, burst=burst
     )
-    try:
-        code = supervisor.run()
-    except ModuleNotFoundError as exc:
-        _fail(
-            f"cannot import {exc.name!r}: {exc} (run from your project directory, "
-            "or set PYTHONPATH)"
-        )
-    sys.exit(code)
+    sys.exit(supervisor.run())
+
+
+def _settings_after_import(modules: tuple[str, ...]) -> Settings:
+    """The worker's settings, read once the application is imported.
+
+    Importing MODULES may configure steep (Flask's `app.config["STEEP_..."]` through
+    `Steep.init_app`, Django's `settings.STEEP`, `os.environ["STEEP_..."]` set in the
+    module): the supervisor must see what its worker processes will see, or it would watch
+    other queues, or another server, than they work on.
+    """
+    from steep.logs import setup_logging
+
+    # file and environment alone: what differs from them was configured in code (by Django's
+    # settings.STEEP before this command ran, or by the modules imported below)
+    before = load_settings()
+    sys.path.insert(0, os.getcwd())
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            _fail(
+                f"cannot import {exc.name!r}: {exc} (run from your project directory, "
+                "or set PYTHONPATH)"
+            )
+    overrides = click.get_current_context().find_root().meta.get("steep.overrides", {})
+    current = get_settings()
+    # File and environment read again (the modules may have set STEEP_* variables), then
+    # what the modules configured in code, then the command line's flags.
+    in_code = {k: getattr(current, k) for k in FIELDS if getattr(current, k) != getattr(before, k)}
+    settings = configure(load_settings(), **{**in_code, **overrides})
+    setup_logging(settings.log_level, settings.log_format, app=settings.log_app)
+    return settings
 
 
 @main.command()

@@ -14,11 +14,22 @@ from steep.cli._ops import _age, _progress, _run, _when
 
 @main.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit 0 if this machine runs a live worker, else 1 (a liveness probe).",
+)
+@click.option("--host", default=None, help="With --check: the machine to look at.")
+@click.option("--min", "at_least", type=int, default=1, show_default=True, help="With --check.")
 @click.pass_context
-def workers(ctx: click.Context, as_json: bool) -> None:
+def workers(
+    ctx: click.Context, as_json: bool, check: bool, host: str | None, at_least: int
+) -> None:
     """List worker processes and what they run; quiet or stop one."""
     if ctx.invoked_subcommand:
         return
+    if check:
+        _check(host, at_least)
     from dataclasses import asdict
 
     infos = ops.workers()
@@ -53,6 +64,36 @@ def workers(ctx: click.Context, as_json: bool) -> None:
                 r["id"], r["name"], r["queue"], w.id, _age(r["runtime"]), _progress(r["progress"])
             )
         console.print(jobs_t)
+
+
+def _check(host: str | None, at_least: int) -> None:
+    """A liveness probe: at least `at_least` worker processes of `host` (this machine) whose
+    heartbeat is younger than heartbeat_timeout. One line, exit 0 or 1."""
+    import socket
+    import sys
+    import time
+
+    from steep.settings import get_settings
+
+    host = host or socket.gethostname()
+    timeout = get_settings().heartbeat_timeout
+    try:
+        mine = [w for w in ops.workers() if w.host == host]
+    except Exception as exc:  # a probe answers, whatever went wrong
+        click.echo(f"unhealthy: cannot read the workers from the server: {exc}")
+        sys.exit(1)
+    # the heartbeat was written by this machine's clock, so compare with it
+    live = [w for w in mine if time.time() - w.last_beat <= timeout]
+    if len(live) >= at_least:
+        click.echo(f"ok: {len(live)} live worker processes on {host}")
+        sys.exit(0)
+    last = max((w.last_beat for w in mine), default=None)
+    seen = f"; the last heartbeat was {time.time() - last:.0f} s ago" if last else ""
+    click.echo(
+        f"unhealthy: {len(live)} live worker processes on {host}, expected at least "
+        f"{at_least} (a heartbeat younger than {timeout:g} s){seen}"
+    )
+    sys.exit(1)
 
 
 @workers.command("quiet")

@@ -39,6 +39,10 @@ class WorkerInfo:
     # the restarts of the supervisor slot this process runs in, or None (never restarted):
     # {"count" (within "window" seconds), "window", "total", "last_at", "last_cause"}
     restarts: dict[str, Any] | None = None
+    # the job names it can run, and its machine's clock minus the server's (seconds); None
+    # when it does not say (a worker of an earlier release, or before its second beat)
+    jobs: list[str] | None = None
+    skew: float | None = None
 
     @property
     def restarts_text(self) -> str:
@@ -89,6 +93,8 @@ def workers(client: redis.Redis | None = None) -> list[WorkerInfo]:
                     for q, j, s, *_ in json.loads(h.get("running", "[]"))
                 ],
                 restarts=json.loads(h["restarts"]) if "restarts" in h else None,
+                jobs=json.loads(h["jobs"]) if "jobs" in h else None,
+                skew=float(h["skew"]) if "skew" in h else None,
             )
         )
     _name_running(client, out)

@@ -6,7 +6,7 @@
 -- KEYS[5] dead      ZSET
 -- KEYS[6] errors    HASH
 -- KEYS[7] prioritized ZSET (optional): queued jobs that have a priority wait there
--- ARGV[1] only jobs in this state: "queued", "scheduled", "failed", "dead", or "" for any
+-- ARGV[1] only jobs in this state: "queued", "scheduled", "retrying", "dead", or "" for any
 -- ARGV[2..] ids
 -- A running job is never deleted (cancel it instead). Returns the number deleted.
 local only = ARGV[1]
@@ -16,6 +16,8 @@ for i = 2, #ARGV do
   if redis.call('HEXISTS', KEYS[1], id) == 1 then
     local state = redis.call('HGET', KEYS[2], id)
     local word = state or 'queued'
+    -- 'failed' is the word earlier releases wrote for 'retrying' (read for one release)
+    if word == 'failed' then word = 'retrying' end
     local running = string.sub(word, 1, 7) == 'running'
     local gone = false
     if not running and (only == '' or only == word) then

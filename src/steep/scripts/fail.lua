@@ -25,7 +25,7 @@ redis.call('HINCRBY', KEYS[7], 'failed', 1)
 redis.call('HINCRBY', KEYS[7], 'failed:' .. ARGV[6], 1)
 if ARGV[4] == 'retry' then
   redis.call('ZADD', KEYS[4], ARGV[5], id)
-  redis.call('HSET', KEYS[3], id, 'failed')
+  redis.call('HSET', KEYS[3], id, 'retrying')
   return 1
 end
 redis.call('ZADD', KEYS[5], ARGV[5], id)

@@ -35,6 +35,7 @@ from steep.server.locate import (
     _probe,
     _server_process,
     _server_processes,
+    other_servers,
     server_paths,
 )
 from steep.settings import Settings
@@ -136,7 +137,22 @@ def _terminate(proc: psutil.Process, timeout: float) -> None:
             proc.kill()
 
 
+def _warn_if_split(paths: ServerPaths) -> None:
+    """Say so when this project already has an embedded server with another data dir."""
+    for pid, data_dir in other_servers(paths):
+        log.warning(
+            "a second embedded server for this project: one already runs (pid %s) with data "
+            "dir %s, and this process starts another with %s; jobs enqueued on one never "
+            "reach the workers of the other. Give every process the same data_dir (set it "
+            "in steep.toml at the project's top), or stop the other with `steep server --stop`",
+            pid,
+            data_dir,
+            paths.data_dir,
+        )
+
+
 def _start_daemon(paths: ServerPaths, settings: Settings) -> None:
+    _warn_if_split(paths)
     _clear_stale(paths)
     _write_conf(paths, settings)
     binary = valkey_binary()
@@ -230,6 +246,7 @@ def run_foreground(settings: Settings) -> int:
                 f"an embedded server is already running for {paths.data_dir}{pid} "
                 f"on {paths.socket}; stop it with `steep server --stop`"
             )
+        _warn_if_split(paths)
         _clear_stale(paths)
         _write_conf(paths, settings)
         # Own session: a terminal's Ctrl-C reaches only us, and we forward exactly one

@@ -23,7 +23,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from steep.settings import Settings
+from steep.settings import Settings, project_root
 
 # sun_path holds 104 bytes on macOS and 108 on Linux, NUL included; one limit for both
 # keeps the choice of socket path identical on every machine.
@@ -143,6 +143,33 @@ def _server_processes(paths: ServerPaths) -> list[psutil.Process]:
                 and not _is_gone(proc)
             ):
                 found.append(proc)
+    return found
+
+
+def project_of(data_dir: Path) -> Path | None:
+    """The project a data dir belongs to: the nearest steep.toml or pyproject.toml above it."""
+    return project_root(data_dir.parent)
+
+
+def other_servers(paths: ServerPaths) -> list[tuple[int, Path]]:
+    """(pid, data dir) of the live embedded servers of the same project as `paths` that use
+    another data dir: a process that starts a server beside them splits the project in two.
+    Data dirs outside any project (no steep.toml or pyproject.toml above) are never compared.
+    """
+    project = project_of(paths.data_dir)
+    if project is None:
+        return []
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, IndexError):
+            cmdline = proc.cmdline()
+            if not Path(cmdline[0]).name.startswith("valkey-server") or _is_gone(proc):
+                continue
+            conf = next((Path(a) for a in cmdline[1:] if a.endswith("valkey.conf")), None)
+            if conf is None or conf == paths.conf or proc.uids().real != os.getuid():
+                continue
+            if project_of(conf.parent) == project:
+                found.append((proc.pid, conf.parent))
     return found
 
 

@@ -39,14 +39,20 @@ def _failed(config: dict[str, Any], exc: BaseException) -> None:
 
 def run(config: dict[str, Any]) -> int:
     """Run one worker process described by the supervisor's `config`; its exit code."""
-    logs = {"log_level": config["log_level"], "log_format": config["log_format"]}
+    logs = {
+        "log_level": config["log_level"],
+        "log_format": config["log_format"],
+        "log_app": config.get("log_app", False),
+    }
     settings = configure(**logs)
-    setup_logging(settings.log_level, settings.log_format)
+    setup_logging(settings.log_level, settings.log_format, app=settings.log_app)
     for module in config["modules"]:
         importlib.import_module(module)  # a forked process has them already: no-op
     # Importing the application may configure steep (Django reads STEEP from its settings
     # when it starts): the process runs with those settings, and the supervisor's log options.
     settings = configure(**logs)
+    # and again: the application may have set up its own root handlers meanwhile
+    setup_logging(settings.log_level, settings.log_format, app=settings.log_app)
     process = WorkerProcess(
         [QueueSpec(name, weight) for name, weight in config["queues"]],
         config["concurrency"],

@@ -35,6 +35,10 @@ BATCH_WINDOW = 0.002
 # How long an idle worker blocks on a queue before looking again (pause
 # changes and shutdown are noticed at least this often).
 BLOCK_TIMEOUT = 1.0
+# A blocking fetch on a paused queue that holds jobs: BLMOVE takes one at once and the claim
+# gives it back. Waiting this long before blocking again keeps an idle worker from doing that
+# thousands of times a second while the queue is paused; a resume is seen within it.
+PAUSED_BACKOFF = 0.25
 # How long past BLOCK_TIMEOUT a blocking fetch waits for its reply before it gives the
 # connection up as dead (a frozen server, a network that drops packets silently).
 BLOCK_REPLY_GRACE = 10.0
@@ -216,6 +220,7 @@ class Fetcher:
                 claimed = await SCRIPTS.claim_moved.run_async(self.redis, keys, [marker])
             elif isinstance(claimed, Exception):
                 raise claimed
+            await _after_give_back(moved, claimed)
             return claimed  # type: ignore[no-any-return]
         except RETRYABLE as exc:
             log.warning("lost connection to Redis while waiting for jobs (%s)", exc)
@@ -255,6 +260,7 @@ class Fetcher:
                 await self.redis.script_load(SCRIPTS.claim_moved.source)
                 return []
             claimed = await SCRIPTS.claim_moved.run_async(self.redis, keys, [marker])
+        await _after_give_back(moved, claimed)
         return claimed  # type: ignore[no-any-return]
 
     def unblock(self) -> None:
@@ -305,3 +311,13 @@ class Fetcher:
             pipe.zcard(qk.scheduled)
             pipe.zcard(qk.prioritized)
         return not any(await pipe.execute())
+
+
+async def _after_give_back(moved: Any, claimed: Any) -> None:
+    """Pause a little when a blocking fetch moved a job (not a wake-up token, which has a
+    space) and the claim gave it back: its queue is paused."""
+    if moved is None or claimed:
+        return
+    token = moved.decode(errors="replace") if isinstance(moved, bytes) else str(moved)
+    if " " not in token:
+        await asyncio.sleep(PAUSED_BACKOFF)

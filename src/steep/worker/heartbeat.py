@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, cast
 import psutil
 import redis
 
+from steep import registry
 from steep.connection import RETRYABLE, SCRIPTS, make_client
 from steep.keys import Keys
 
@@ -128,6 +129,7 @@ class Heartbeat(threading.Thread):
         self._last_sweep = 0.0
         self._last_reconcile = time.monotonic()
         self.started = time.time()
+        self._skew: float | None = None
         self.register()
 
     def register(self) -> None:
@@ -139,6 +141,8 @@ class Heartbeat(threading.Thread):
             "weights": json.dumps({q.name: q.weight for q in p.queues}),
             "concurrency": p.concurrency,
             "started": self.started,
+            # the job names this process can run (steep doctor: a waiting job none knows)
+            "jobs": json.dumps(registry.names()),
         }
         if p.restarts:
             # the restarts of this process's slot: {"count", "window", "total", "last_at",
@@ -194,8 +198,16 @@ class Heartbeat(threading.Thread):
                 "running": json.dumps([[q, j, s] for q, j, s in running]),
             },
         )
+        if self._skew is not None:
+            # this machine's clock minus the server's, measured on the previous beat
+            pipe.hset(self.keys.worker(p.worker_id), "skew", round(self._skew, 3))
         pipe.lpop(self.keys.worker_signals(p.worker_id), 10)
-        signals = pipe.execute()[-1] or []
+        pipe.time()
+        sent = time.time()
+        *_, popped, (seconds, micros) = pipe.execute()
+        # the server read its clock about halfway through the round trip
+        self._skew = (sent + time.time()) / 2 - (seconds + micros / 1e6)
+        signals = popped or []
         for raw in signals:
             self._control(raw.decode())
         reap_expired(self.client, self.keys, self.settings.heartbeat_timeout)

@@ -41,6 +41,7 @@ from steep.worker.executor import Executor, Outcome, Running
 from steep.worker.fetch import BATCH_WINDOW, BLOCK_REPLY_GRACE, BLOCK_TIMEOUT, Fetcher
 from steep.worker.heartbeat import Heartbeat
 from steep.worker.metrics import MetricsRecorder
+from steep.worker.platforms import check_worker_platform
 from steep.worker.settle import Settler
 
 __all__ = [
@@ -208,6 +209,7 @@ class WorkerProcess:
     # -- main ------------------------------------------------------------------------
 
     def run(self) -> int:
+        check_worker_platform()  # one clear sentence on Windows, not an AttributeError
         return asyncio.run(self.arun())
 
     async def arun(self) -> int:

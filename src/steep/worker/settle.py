@@ -253,7 +253,9 @@ class Settler:
         if retry:
             assert outcome.function is not None and env is not None
             opts = outcome.function.default_options
-            when = now + backoff_delay(attempt, opts.backoff, opts.max_backoff)
+            backoff = opts.backoff if env.backoff is None else env.backoff
+            ceiling = opts.max_backoff if env.max_backoff is None else env.max_backoff
+            when = now + backoff_delay(attempt, backoff, ceiling)
             mode, at, keep_result, result_ttl = "retry", when, b"", 0
         else:
             mode, at = "dead", now

@@ -34,6 +34,7 @@ from steep.connection import make_client
 from steep.keys import Keys
 from steep.settings import Settings
 from steep.worker.heartbeat import requeue_worker
+from steep.worker.platforms import check_worker_platform
 from steep.worker.process import EXIT_RECYCLE, QueueSpec, host_label
 from steep.worker.restarts import RESTART_WINDOW, RSS_SAMPLES, SlotHistory, cause_of, rising
 
@@ -146,6 +147,7 @@ class Supervisor:
         self._warned_threads = False
 
     def run(self) -> int:
+        check_worker_platform()
         for module in self.modules:
             importlib.import_module(module)
         hooks.tickers(self.settings, Keys(self.settings.namespace))  # fail here, once
@@ -190,6 +192,7 @@ class Supervisor:
             "burst": self.burst,
             "log_level": self.settings.log_level,
             "log_format": self.settings.log_format,
+            "log_app": self.settings.log_app,
             "report_fd": write_end,
             "restarts": (
                 {**history.record(), "slot": slot, "supervisor": os.getpid()}

@@ -19,7 +19,7 @@ from steep.connection import SCRIPTS, get_keys
 from steep.features import priority, unique
 from steep.job import decode
 from steep.ops._util import OpsError, chunks, client_or_default, text
-from steep.ops.jobs.info import STATE_WORDS, JobInfo, get_job
+from steep.ops.jobs.info import _NAMES, STATE_WORDS, JobInfo, get_job
 from steep.ops.queues import clear
 
 _REFUSALS = {
@@ -189,7 +189,6 @@ def _all(queue: str, state: str, client: redis.Redis | None, *, retry: bool) -> 
     client = client_or_default(client)
     qk = get_keys().queue(queue)
     key = qk.dead if state == "dead" else qk.scheduled
-    word = STATE_WORDS[state]
     total, offset = 0, 0
     while True:
         ids = [r.decode() for r in cast("list[bytes]", client.zrange(key, offset, offset + 499))]
@@ -199,7 +198,7 @@ def _all(queue: str, state: str, client: redis.Redis | None, *, retry: bool) -> 
         if state != "dead":
             # the scheduled set holds both scheduled and retrying jobs
             states = client.hmget(qk.state, ids)
-            ids = [i for i, s in zip(ids, states, strict=True) if text(s) == word]
+            ids = [i for i, s in zip(ids, states, strict=True) if _NAMES.get(text(s)) == state]
         if retry:
             done = retry_jobs(queue, ids, client)
         else:

@@ -24,11 +24,12 @@ STATES = ("queued", "scheduled", "retrying", "running", "interrupted", "dead", "
 # the state words stored in the `state` hash, by the state names shown to operators
 STATE_WORDS = {
     "scheduled": "scheduled",
-    "retrying": "failed",
+    "retrying": "retrying",
     "dead": "dead",
     "interrupted": "interrupted",
 }
-_NAMES = {v: k for k, v in STATE_WORDS.items()}
+# "failed" is the word earlier releases stored for "retrying": still read, for one release
+_NAMES = {**{v: k for k, v in STATE_WORDS.items()}, "failed": "retrying"}
 
 
 @dataclass(slots=True)
