@@ -225,6 +225,8 @@ def test_a_job_waiting_to_retry_is_retrying_everywhere_and_the_old_word_still_re
     worker = run_worker(burst=False)
     wait_for(lambda: handle.status is JobStatus.RETRYING, message="the first attempt to fail")
     worker.threadsafe(worker.request_stop)
+    # stopped before the next job is enqueued, or it could run that one
+    wait_for(lambda: not ops.workers(), message="the worker to stop")
     qk = get_keys().queue("default")
     assert client.hget(qk.state, handle.id) == b"retrying"  # the stored word too
     assert ops.get_job("default", handle.id).state == "retrying"
