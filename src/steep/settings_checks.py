@@ -164,6 +164,14 @@ def _import_paths(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _database_url(value: Any) -> str | None:
+    if not (text := None if value is None else _string(value)):
+        return None
+    if not text.lower().startswith(("postgresql://", "postgres://", "sqlite:///")):
+        raise Invalid("a postgresql:// or sqlite:/// URL", repr(redacted_url(text)))
+    return text
+
+
 def _as_given(value: Any) -> Any:
     return value
 
@@ -196,6 +204,10 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "web_read_only": _flag,
     # checked by the feature that owns it (register_check)
     "cron": _as_given,
+    "mail": _as_given,
+    "data": _as_given,
+    "parity": _as_given,
+    "database_url": _database_url,
 }
 FIELDS = tuple(_CHECKS)
 
