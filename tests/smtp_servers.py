@@ -12,13 +12,16 @@ import asyncio
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
+import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
+
+from steep.settings import configure
 
 
 @dataclass
@@ -117,3 +120,21 @@ class SMTPServer:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()
+
+
+@pytest.fixture
+def smtp(client) -> Iterator[Callable[..., Recorder]]:
+    """Start an SMTP server (optionally scripted) and point [mail] at it."""
+    servers: list[SMTPServer] = []
+
+    def start(*answers: str, env: str = "development", **mail_table: Any) -> Recorder:
+        recorder = Recorder(answers=list(answers))
+        server = SMTPServer(recorder, mail_table.pop("_tls", None), mail_table.pop("_login", None))
+        servers.append(server.start())
+        table = {"host": "127.0.0.1", "port": server.port, "sender": "shop@example.com"}
+        configure(env=env, mail={**table, **mail_table})
+        return recorder
+
+    yield start
+    for server in servers:
+        server.stop()

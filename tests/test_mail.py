@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +18,8 @@ from steep.mail.jobs import send_mail
 from steep.mail.message import encode
 from steep.settings import ConfigError, configure, load_settings
 from tests.conftest import wait_for
-from tests.smtp_servers import Recorder, SMTPServer
 
-
-@pytest.fixture
-def smtp(client) -> Iterator[Callable[..., Recorder]]:
-    """Start an SMTP server (optionally scripted) and point [mail] at it."""
-    servers: list[SMTPServer] = []
-
-    def start(*answers: str, env: str = "development", **mail_table: Any) -> Recorder:
-        recorder = Recorder(answers=list(answers))
-        server = SMTPServer(recorder, mail_table.pop("_tls", None), mail_table.pop("_login", None))
-        servers.append(server.start())
-        table = {"host": "127.0.0.1", "port": server.port, "sender": "shop@example.com"}
-        configure(env=env, mail={**table, **mail_table})
-        return recorder
-
-    yield start
-    for server in servers:
-        server.stop()
+pytest_plugins = ["tests.smtp_servers"]  # the smtp fixture
 
 
 @pytest.fixture

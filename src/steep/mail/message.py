@@ -7,9 +7,11 @@ its recipients beside it: the Bcc list never becomes a header, anywhere.
 from __future__ import annotations
 
 import base64
+import io
 import mimetypes
 from collections.abc import Sequence
 from email import message_from_bytes, policy
+from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -85,7 +87,10 @@ def ensure_message_id(message: Message, sender: str) -> str:
 def encode(message: Message) -> str:
     """The message as base64 of its bytes (CRLF line ends, as it goes on the wire)."""
     del message["Bcc"]
-    return base64.b64encode(message.as_bytes(policy=policy.SMTP)).decode("ascii")
+    buffer = io.BytesIO()
+    # a generator rather than as_bytes(): Django's messages have their own as_bytes()
+    BytesGenerator(buffer, policy=policy.SMTP).flatten(message)  # type: ignore[arg-type]
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def decode(raw: str) -> EmailMessage:
