@@ -32,7 +32,8 @@ from steep.features.batches import (  # isort: skip
 # The staging toolkit's settings checks ([mail], [data], [parity]) and the built-in
 # send_mail job, so every worker runs it without a module of the application.
 import steep.mail  # isort: skip
-import steep.data.config  # isort: skip  # noqa: F401
+import steep.data.config  # isort: skip
+import steep.data.jobs  # isort: skip  # noqa: F401
 
 __version__ = "0.1.0"
 

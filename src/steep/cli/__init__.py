@@ -28,6 +28,7 @@ _LAZY_COMMANDS = {
     **dict.fromkeys(("stats", "limits"), "steep.cli.stats"),
     "cron": "steep.cli.cron",
     "web": "steep.cli.web",
+    "data": "steep.cli.data",
 }
 
 
