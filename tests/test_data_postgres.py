@@ -36,7 +36,8 @@ INSERT INTO customers (email, name, phone, password_hash)
     SELECT 'person' || i || '@customer.test', 'Person ' || i, '+44 20 7946 ' || i, 'pbkdf2$' || i
     FROM generate_series(1, 500) AS i;
 INSERT INTO orders (customer_email, item)
-    SELECT 'person' || (1 + i % 500) || '@customer.test', CASE WHEN i % 10 = 0 THEN 'old' ELSE 'tea' END
+    SELECT 'person' || (1 + i % 500) || '@customer.test',
+           CASE WHEN i % 10 = 0 THEN 'old' ELSE 'tea' END
     FROM generate_series(1, 1000) AS i;
 INSERT INTO sessions (token) SELECT md5(i::text) FROM generate_series(1, 50) AS i;
 """
