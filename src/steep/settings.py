@@ -91,6 +91,7 @@ class Settings:
     mail: Any = None
     data: Any = None
     parity: Any = None
+    app: Any = None  # [app] and [<env>.app]: the application's own settings, for parity
     # the application's database in this environment (steep data copy): postgresql://...
     # or sqlite:///path; its password is never shown
     database_url: str | None = None

@@ -172,6 +172,12 @@ def _database_url(value: Any) -> str | None:
     return text
 
 
+def _app_table(value: Any) -> Any:
+    if value is not None and not isinstance(value, dict):
+        raise Invalid("a table ([app])", _type_name(value))
+    return value
+
+
 def _as_given(value: Any) -> Any:
     return value
 
@@ -207,6 +213,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "mail": _as_given,
     "data": _as_given,
     "parity": _as_given,
+    "app": _app_table,
     "database_url": _database_url,
 }
 FIELDS = tuple(_CHECKS)

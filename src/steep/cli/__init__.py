@@ -29,6 +29,7 @@ _LAZY_COMMANDS = {
     "cron": "steep.cli.cron",
     "web": "steep.cli.web",
     "data": "steep.cli.data",
+    "env": "steep.cli.env",
 }
 
 

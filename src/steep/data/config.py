@@ -139,9 +139,18 @@ def _check_parity(value: Any) -> Any:
     if not isinstance(value, dict):
         raise Invalid("a table", type(value).__name__)
     for key, item in value.items():
-        if key != "allow":
-            raise Invalid("a key of [parity] (allow)", "an unknown key", (key,))
-        _strings(item, 'an array of names or patterns (["DATABASE_URL", "mail_*"])')
+        if key == "allow":
+            try:
+                _strings(item, 'an array of names or patterns (["DATABASE_URL", "mail.*"])')
+            except Invalid as exc:
+                raise Invalid(exc.args[0], exc.args[1], (key,)) from None
+        elif key == "env_files":
+            if not isinstance(item, dict) or not all(isinstance(v, str) for v in item.values()):
+                raise Invalid(
+                    'a table of environment -> file (staging = ".env.staging")', repr(item), (key,)
+                )
+        else:
+            raise Invalid("a key of [parity] (allow, env_files)", "an unknown key", (key,))
     return value
 
 
