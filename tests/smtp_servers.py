@@ -3,7 +3,8 @@
 Each server listens on a socket bound to port 0 before it starts (no port can be taken by
 a neighbour meanwhile) and records what every delivery carried: the envelope (MAIL FROM,
 RCPT TO), the headers and the body. `answers` scripts its replies to DATA: "421 ..." then
-"250 ..." for a server that is busy once, "550 ..." for one that refuses.
+"250 ..." for a server that is busy once, "550 ..." for one that refuses, "DROP" for a
+connection that dies after the message was sent.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ class Recorder:
         self.attempts += 1
         if self.answers:
             answer = self.answers.pop(0)
+            if answer == "DROP":  # the connection dies mid-conversation
+                assert server.transport is not None
+                server.transport.abort()
+                return "421 closing"
             if not answer.startswith("250"):
                 return answer
         content = envelope.original_content or envelope.content or b""

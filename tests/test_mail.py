@@ -107,8 +107,11 @@ def test_staging_with_nobody_to_intercept_to_refuses_to_send(smtp, client, run_w
         job.result(timeout=5)
 
 
-def test_421_then_250_is_retried_and_sent_once(smtp, run_worker, fast_retries):
-    recorder = smtp("421 4.3.2 Service busy, try later")
+@pytest.mark.parametrize("first", ["421 4.3.2 Service busy, try later", "DROP"])
+def test_421_or_a_dropped_connection_then_250_is_retried_and_sent_once(
+    smtp, run_worker, fast_retries, first
+):
+    recorder = smtp(first)
     job = mail.send("ann@customer.test", "Receipt", "thanks")
     run_worker(burst=False)
     outcome = job.result(timeout=15)
@@ -232,3 +235,18 @@ def test_the_staging_table_refines_the_mail_table_and_every_key_is_checked(tmp_p
     (tmp_path / "steep.toml").write_text('[mail]\nhots = "x"\n')
     with pytest.raises(ConfigError, match=r"steep.toml:2: 'mail.hots' .*did you mean 'host'"):
         load_settings(tmp_path, environ={})
+
+
+def test_any_steep_worker_runs_send_mail_without_a_module_of_the_app(
+    smtp, worker_cli, tmp_path: Path
+):
+    recorder = smtp()
+    job = mail.send("ann@customer.test", "From a plain worker", "x")
+    recorder_port = mail.MailConfig.current().port
+    with (tmp_path / "steep.toml").open("a") as config:  # the worker's STEEP_CONFIG
+        config.write(f'[mail]\nhost = "127.0.0.1"\nport = {recorder_port}\n')
+    # tests.jobs knows nothing of mail: the job is steep's own
+    cli = worker_cli("worker", "tests.jobs", "--burst", "-p", "1")
+    assert cli.wait(60) == 0, cli.text
+    assert job.result(timeout=5)["recipients"] == ["ann@customer.test"]
+    assert [r.rcpt_tos for r in recorder.received] == [["ann@customer.test"]]
