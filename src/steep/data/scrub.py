@@ -135,6 +135,7 @@ def scrub(
     original value survived (else roll back and raise ScrubError)."""
     report = ScrubReport()
     step = progress or (lambda what, rows: None)
+    db.prepare_session()
     db.without_constraint_checks()
     for table in plan.truncate:
         db.execute(f"DELETE FROM {quote(table)}")

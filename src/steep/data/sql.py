@@ -63,6 +63,9 @@ class Database:
     def user_sql(self, text: str) -> str:
         return text
 
+    def prepare_session(self) -> None:
+        """Before the scrub's first statement: memory for its temporary tables and joins."""
+
     def without_constraint_checks(self) -> None:
         """For the scrub's transaction: a key column (users.email) and the columns that
         reference it (orders.user_email) become the same fakes, but only once both are
@@ -137,6 +140,12 @@ class Postgres(Database):
     def user_sql(self, text: str) -> str:
         return text.replace("%", "%%")  # a `LIKE 'a%'` in a rule is not a placeholder
 
+    def prepare_session(self) -> None:
+        # the digests of a million values and the joins on them fit in memory instead of
+        # spilling to temporary files (temp_buffers only counts before a temp table exists)
+        self.conn.execute("SET temp_buffers = '256MB'")
+        self.conn.execute("SET work_mem = '256MB'")
+
     def without_constraint_checks(self) -> None:
         import psycopg
 
@@ -151,7 +160,7 @@ class Postgres(Database):
         self.conn.execute("SET session_replication_role = replica")
 
     def digest(self, c: str) -> str:
-        return f"md5({self.text(c)})"
+        return f"md5({self.text(c)})::uuid"  # 16 bytes instead of 32 hex digits
 
     def keyed(self, c: str) -> str:
         return f"md5({self.param('salt')} || {self.text(c)})"
