@@ -131,3 +131,25 @@ def test_the_copy_job_runs_in_a_worker_as_a_cron_entry_would_enqueue_it(project,
     assert outcome["steps"] == ["backup", "scrub", "swap"]
     assert outcome["scrubbed_rows"] == {"users": 200, "invoices": 300}
     assert set(outcome["survivors"].values()) == {0}
+
+
+def test_the_after_command_runs_with_the_targets_url_and_its_failure_is_reported(project: Path):
+    import json
+    import sys
+
+    script = (
+        "import json, os; print(json.dumps([os.environ['STEEP_ENV'], os.environ['DATABASE_URL']]))"
+    )
+    text = (project / "steep.toml").read_text()
+    after = json.dumps([sys.executable, "-c", script])
+    (project / "steep.toml").write_text(text.replace("[data]\n", f"[data]\nafter = {after}\n"))
+    result = copy("production", "staging")
+    assert result.steps[-1] == "after"
+    assert json.loads(result.after) == ["staging", f"sqlite:///{project / 'staging.sqlite3'}"]
+
+    failing = json.dumps([sys.executable, "-c", "raise SystemExit('migration 0042 failed')"])
+    (project / "steep.toml").write_text(text.replace("[data]\n", f"[data]\nafter = {failing}\n"))
+    with pytest.raises(
+        CopyError, match=r"the copy is in place, but \[data\] after .* exit 1: migration 0042"
+    ):
+        copy("production", "staging")
