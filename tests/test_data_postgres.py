@@ -74,9 +74,10 @@ def envs(postgres, tmp_path: Path) -> Callable[..., Any]:
     with __import__("psycopg").connect(staging) as conn:
         conn.execute(b"CREATE TABLE staging_marker (id int)")
 
-    def write(rules: str = RULES) -> None:
+    def write(rules: str = RULES, tools: str | None = None) -> None:
         # the wheel's own pg_dump/pg_restore: a PATH one may be older than the server
-        pg_bin = f'pg_bin = "{postgres.bin_dir}"\n' if postgres.bin_dir else ""
+        tools = tools or postgres.bin_dir
+        pg_bin = f'pg_bin = "{tools}"\n' if tools else ""
         (tmp_path / "steep.toml").write_text(
             rules.replace("[data]\n", "[data]\n" + pg_bin, 1)
             + f'\n[production]\ndatabase_url = "{production}"\n'
@@ -205,3 +206,23 @@ def test_an_unreachable_source_is_one_clear_line(envs, tmp_path: Path):
     assert done.returncode == 2
     assert done.stderr.startswith("error: cannot connect to postgresql://postgres@/nowhere")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_restore_that_fails_midway_leaves_staging_as_it_was(envs, postgres, tmp_path: Path):
+    # A full disk cannot be arranged here: this pg_restore (a stand-in wrapping the real
+    # one) restores everything, then fails the way a full disk makes it fail.
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    real = Path(postgres.bin_dir)
+    (tools / "pg_dump").symlink_to(real / "pg_dump")
+    (tools / "pg_restore").write_text(
+        f'#!/bin/sh\n"{real / "pg_restore"}" "$@"\n'
+        'echo "pg_restore: error: could not extend file: No space left on device" >&2\nexit 1\n'
+    )
+    (tools / "pg_restore").chmod(0o755)
+    envs.write(RULES, tools=str(tools))
+    done = envs("copy", "production", "staging", "--yes")
+    assert done.returncode == 2
+    assert "pg_restore into the scratch database" in done.stderr
+    assert "No space left on device" in done.stderr and "staging is as it was" in done.stderr
+    assert staging_untouched(envs, postgres)
