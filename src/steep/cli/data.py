@@ -62,7 +62,7 @@ def data_copy(from_env: str, to_env: str, dry_run: bool, yes: bool) -> None:
                 bar.advance(task)
 
         try:
-            result = copy(from_env, to_env, progress=progress)
+            result = copy(from_env, to_env, progress=progress, plan=plan_only.plan)
         except (CopyError, ScrubError) as exc:
             text = _line(exc)
             _fail(

@@ -89,6 +89,7 @@ def copy(
     dry_run: bool = False,
     cwd: Path | None = None,
     progress: Callable[[str, int], None] | None = None,
+    plan: Plan | None = None,
 ) -> CopyResult:
     """Copy `from_env`'s database over `to_env`'s, scrubbed by the `[data]` rules of the
     target environment's settings."""
@@ -102,7 +103,7 @@ def copy(
     config = parse(target_settings.data)
     if source_url.startswith("sqlite:") != target_url.startswith("sqlite:"):
         raise CopyError("both databases must be PostgreSQL, or both SQLite")
-    plan = plan_for(source_url, config)
+    plan = plan or plan_for(source_url, config)  # a dry run's plan, shown before asking
     result = CopyResult(plan)
     if plan.unruled_personal:
         raise ScrubError(
