@@ -15,7 +15,7 @@ import pytest
 from steep import JobFailed, mail
 from steep.connection import get_keys
 from steep.mail.jobs import send_mail
-from steep.mail.message import encode
+from steep.mail.message import build, encode
 from steep.settings import ConfigError, configure, load_settings
 from tests.conftest import wait_for
 
@@ -147,7 +147,7 @@ def test_a_server_that_is_down_is_retried_never_dropped(settings, client, run_wo
 
 def test_a_job_run_again_after_the_server_accepted_does_not_send_twice(smtp):
     recorder = smtp()
-    message = mail.message.build(
+    message = build(
         sender="shop@example.com", to=["ann@customer.test"], cc=[], subject="Once", body="x"
     )
     raw = encode(message)

@@ -13,27 +13,27 @@ SMTP, intercepting it in the environments that ask (`[staging.mail]`, docs/mail.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from email.message import Message
+from typing import TYPE_CHECKING
 
 from steep.job import Job
 from steep.mail.config import MailConfig
-from steep.mail.intercept import Delivery, prepare
+from steep.mail.errors import MailRejected, MailTransient
 from steep.mail.jobs import JOB_NAME, send_mail
-from steep.mail.message import Attachment, addresses, build, encode, ensure_message_id
-from steep.mail.smtp import MailRejected, MailTransient, Sent, deliver
 from steep.settings import ConfigError
 
+if TYPE_CHECKING:
+    from email.message import Message
+
+    from steep.mail.message import Attachment
+
+# The message building and the SMTP side (steep.mail.message, .intercept, .smtp) are
+# imported when used: steep imports this package in every process to register send_mail.
 __all__ = [
     "JOB_NAME",
-    "Attachment",
-    "Delivery",
     "MailConfig",
     "MailRejected",
     "MailTransient",
-    "Sent",
-    "deliver",
     "enqueue_message",
-    "prepare",
     "send",
     "send_mail",
 ]
@@ -61,6 +61,8 @@ def send(
     headers: dict[str, str] | None = None,
 ) -> Job:
     """Enqueue a message for sending; returns the send_mail job."""
+    from steep.mail.message import addresses, build
+
     config = MailConfig.current()  # refuses now, not in the worker, when it cannot intercept
     chosen = _sender(sender, config)
     to_list, cc_list = addresses(to, "recipient"), addresses(cc, "cc")
@@ -102,6 +104,8 @@ def _enqueue(
     bcc: list[str],
     config: MailConfig,
 ) -> Job:
+    from steep.mail.message import encode, ensure_message_id
+
     ensure_message_id(message, sender)
     bound = send_mail.options(queue=config.queue, retries=config.retries)
     return bound.enqueue(encode(message), sender, to, cc, bcc)

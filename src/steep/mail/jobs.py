@@ -17,9 +17,7 @@ from typing import Any
 
 from steep.connection import get_client, get_keys
 from steep.mail.config import MailConfig
-from steep.mail.intercept import prepare
-from steep.mail.message import decode
-from steep.mail.smtp import MailTransient, deliver
+from steep.mail.errors import MailTransient
 from steep.registry import job
 
 log = logging.getLogger("steep.mail")
@@ -40,6 +38,11 @@ def send_mail(
     raw: str, sender: str, to: list[str], cc: list[str], bcc: list[str]
 ) -> dict[str, Any]:
     """Send one message (base64 of its bytes) to `to`, `cc` and `bcc` by SMTP."""
+    # imported here: every steep process registers this job, few of them send mail
+    from steep.mail.intercept import prepare
+    from steep.mail.message import decode
+    from steep.mail.smtp import deliver
+
     config = MailConfig.current()
     message = decode(raw)
     message_id = str(message.get("Message-ID", ""))

@@ -14,15 +14,10 @@ import ssl
 from dataclasses import dataclass
 
 from steep.mail.config import MailConfig
+from steep.mail.errors import MailRejected, MailTransient
 from steep.mail.intercept import Delivery
 
-
-class MailTransient(Exception):
-    """The server could not take the message now (4xx, connection trouble): retried."""
-
-
-class MailRejected(Exception):
-    """The server refused the message for good (5xx): the job goes to the dead set."""
+__all__ = ["MailRejected", "MailTransient", "Sent", "deliver"]
 
 
 @dataclass(frozen=True, slots=True)
