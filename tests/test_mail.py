@@ -5,6 +5,7 @@ job run twice that sends once."""
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 from pathlib import Path
@@ -250,3 +251,12 @@ def test_any_steep_worker_runs_send_mail_without_a_module_of_the_app(
     assert cli.wait(60) == 0, cli.text
     assert job.result(timeout=5)["recipients"] == ["ann@customer.test"]
     assert [r.rcpt_tos for r in recorder.received] == [["ann@customer.test"]]
+
+
+def test_the_queue_and_retries_of_the_mail_table_go_with_the_job(smtp, client):
+    smtp(queue="mail", retries=3)
+    job = mail.send("ann@customer.test", "Hi", "x")
+    assert job.queue == "mail"
+    envelope = json.loads(client.hget(get_keys().queue("mail").jobs, job.id))
+    assert envelope["name"] == "steep.mail.send_mail" and envelope["retries"] == 3
+    assert "ann@customer.test" in envelope["args"][2]  # the recipients travel beside the message
