@@ -153,3 +153,17 @@ def test_the_after_command_runs_with_the_targets_url_and_its_failure_is_reported
         CopyError, match=r"the copy is in place, but \[data\] after .* exit 1: migration 0042"
     ):
         copy("production", "staging")
+
+
+def test_a_keep_condition_the_database_refuses_is_a_clear_error(project: Path):
+    text = (project / "steep.toml").read_text()
+    (project / "steep.toml").write_text(
+        text.replace(
+            "[data.scrub.users]", '[data.keep]\nusers = "no_such_column > 1"\n[data.scrub.users]'
+        )
+    )
+    with pytest.raises(ScrubError, match="the scrub failed: no such column: no_such_column"):
+        copy("production", "staging")
+    assert rows(project / "staging.sqlite3", "SELECT name FROM sqlite_master") == [
+        ("staging_marker",)
+    ]

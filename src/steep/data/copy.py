@@ -124,6 +124,10 @@ def copy(
         db = open_database(url)
         try:
             return scrub(db, plan, salt, report)
+        except (ScrubError, CopyError):
+            raise
+        except Exception as exc:  # a [data.keep] condition the database refuses, say
+            raise ScrubError(f"the scrub failed: {exc}".strip()) from None
         finally:
             db.close()
 

@@ -29,9 +29,12 @@ def conninfo(url: str) -> dict[str, Any]:
     from psycopg.conninfo import conninfo_to_dict
 
     try:
-        return conninfo_to_dict(url)
+        info = conninfo_to_dict(url)
     except Exception as exc:
         raise CopyError(f"cannot read the database URL: {exc}") from None
+    if not info.get("dbname"):
+        raise CopyError("the database URL names no database (postgresql://host/NAME)")
+    return info
 
 
 def _url(info: dict[str, Any], dbname: str) -> str:
