@@ -29,6 +29,8 @@ import redis
 from steep import connection
 from steep.settings import Settings, configure, reset_settings
 
+pytest_plugins = ["tests.pipeline_fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -95,6 +95,7 @@ class Settings:
     # the application's database in this environment (steep data copy): postgresql://...
     # or sqlite:///path; its password is never shown
     database_url: str | None = None
+    pipeline: dict[str, Any] | None = None  # the [pipeline] table, read by steep.pipeline
 
     def __post_init__(self) -> None:
         for key, check in _CHECKS.items():

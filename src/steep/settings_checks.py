@@ -178,6 +178,12 @@ def _app_table(value: Any) -> Any:
     return value
 
 
+def _optional_table(value: Any) -> dict[str, Any] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    raise Invalid("a table", _type_name(value))
+
+
 def _as_given(value: Any) -> Any:
     return value
 
@@ -215,6 +221,9 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "parity": _as_given,
     "app": _app_table,
     "database_url": _database_url,
+    # the delivery pipeline's table: the CI server's projects and the app's build
+    # definition; steep.pipeline checks its contents where it uses them
+    "pipeline": _optional_table,
 }
 FIELDS = tuple(_CHECKS)
 

@@ -47,7 +47,7 @@ def _split_key(dotted: str) -> tuple[str, ...]:
     )
 
 
-def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
     """Map each table header and key (as a full dotted path) to its 1-based line.
 
     tomllib gives values but no positions; this scan of the text supplies them.
@@ -70,7 +70,7 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     return lines
 
 
-def _toml_error(shown: str, text: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
+def toml_error(shown: str, text: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
     message, line = str(exc), None
     if match := re.search(r"\s*\(at line (\d+), column (\d+)\)$", message):
         line = int(match[1])
@@ -99,8 +99,8 @@ class _FileReader:
         try:
             self.doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise _toml_error(shown, text, exc) from None
-        self.lines = _key_lines(text)
+            raise toml_error(shown, text, exc) from None
+        self.lines = key_lines(text)
 
     def where(self, *path: str) -> str:
         # A key inside an inline table has no line of its own: use the table's.

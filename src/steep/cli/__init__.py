@@ -30,6 +30,7 @@ _LAZY_COMMANDS = {
     "web": "steep.cli.web",
     "data": "steep.cli.data",
     "env": "steep.cli.env",
+    "pipeline": "steep.cli.pipeline",
 }
 
 

@@ -8,19 +8,21 @@ See docs/dashboard.md for running it (`steep web`), security and Prometheus.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from steep.settings import get_settings
 from steep.web import actions, app, cron, prometheus
+from steep.web.extension import Extension, Panel
 from steep.web.security import Credentials, Guard
 
-__all__ = ["DashboardConfig", "create_app"]
+__all__ = ["DashboardConfig", "Extension", "Panel", "create_app"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,7 @@ def create_app(
     token: str | None = None,
     read_only: bool | None = None,
     allow_anonymous: bool = False,
+    extensions: Sequence[Extension] = (),
 ) -> Starlette:
     """The dashboard as an ASGI app.
 
@@ -45,6 +48,7 @@ def create_app(
     STEEP_WEB_USERNAME, STEEP_WEB_PASSWORD, STEEP_WEB_TOKEN, STEEP_WEB_READ_ONLY).
     Without credentials only loopback clients are served, unless
     `allow_anonymous=True` (the host application authenticates its users itself).
+    `extensions` add pages (steep.web.extension: the delivery pipeline's, for one).
     """
     settings = get_settings()
     credentials = Credentials(
@@ -58,7 +62,7 @@ def create_app(
         allow_anonymous=allow_anonymous,
     )
     post: dict[str, Any] = {"methods": ["POST"]}
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/", app.overview),
         Route("/_/counters", app.counters),
         Route("/_/running", app.running_partial),
@@ -98,11 +102,17 @@ def create_app(
         Route("/api/jobs/{queue}/{state}", app.api_jobs),
         Route("/api/job/{queue}/{job_id}", app.api_job),
         Route("/api/batch/{batch_id}", app.api_batch),
-        Mount("/static", StaticFiles(directory=app.HERE / "static"), name="static"),
     ]
+    for extension in extensions:
+        routes.extend(extension.routes)
+        if extension.templates is not None:
+            app.add_templates(extension.templates)
+    routes.append(Mount("/static", StaticFiles(directory=app.HERE / "static"), name="static"))
     web = Starlette(
         routes=routes,
         middleware=[Middleware(Guard, credentials=credentials, allow_anonymous=allow_anonymous)],
     )
     web.state.config = config
+    web.state.nav = (*app.NAV, *(entry for e in extensions for entry in e.nav))
+    web.state.panels = tuple(panel for e in extensions for panel in e.panels)
     return web

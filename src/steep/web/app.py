@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
@@ -73,8 +73,9 @@ def _bytes(n: int) -> str:
     return f"{n / 1048576:.0f} MiB"
 
 
+_loaders: list[Any] = [FileSystemLoader(HERE / "templates")]
 env = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
+    loader=ChoiceLoader(_loaders),
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,
@@ -82,6 +83,12 @@ env = Environment(
 env.filters.update(
     relative=_relative, iso=_iso, duration=duration, ms=_ms, short_args=_short_args, mib=_bytes
 )
+
+
+def add_templates(directory: Path) -> None:
+    """Let pages of a dashboard extension (steep.web.extension) use their own templates."""
+    if not any(getattr(loader, "searchpath", None) == [str(directory)] for loader in _loaders):
+        _loaders.append(FileSystemLoader(directory))
 
 
 def render(request: Request, template: str, **context: Any) -> HTMLResponse:
@@ -96,7 +103,7 @@ def render(request: Request, template: str, **context: Any) -> HTMLResponse:
         base=base,
         csrf=token,
         read_only=config.read_only,
-        nav=NAV,
+        nav=getattr(request.app.state, "nav", NAV),
         flash=request.query_params.get("flash", ""),
         now=time.time(),
         **context,
@@ -117,6 +124,7 @@ def _partial(request: Request) -> bool:
 def overview(request: Request) -> Response:
     qs = ops.queues()
     busiest = sorted(qs, key=lambda q: (-q.size, -(q.oldest_age or 0)))[:8]
+    panels = [(p.template, p.context()) for p in getattr(request.app.state, "panels", ())]
     return render(
         request,
         "overview.html",
@@ -124,6 +132,7 @@ def overview(request: Request) -> Response:
         totals=_totals(qs),
         busiest=busiest,
         history=ops.history(30),
+        panels=panels,
     )
 
 

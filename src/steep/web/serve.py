@@ -4,10 +4,12 @@ without credentials."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 
 import uvicorn
+from starlette.types import ASGIApp
 
-from steep.web import create_app
+from steep.web import Extension, create_app
 from steep.web.security import is_loopback
 
 
@@ -16,9 +18,17 @@ class CredentialsRequired(Exception):
 
 
 def build_server(
-    host: str, port: int, *, root_path: str = "", read_only: bool | None = None
+    host: str,
+    port: int,
+    *,
+    root_path: str = "",
+    read_only: bool | None = None,
+    extensions: Sequence[Extension] = (),
+    wrap: Callable[[ASGIApp], ASGIApp] | None = None,
 ) -> uvicorn.Server:
-    app = create_app(read_only=read_only)
+    """uvicorn serving the dashboard (with `extensions`); `wrap` puts routes in front of
+    it that are not the dashboard's (the pipeline's webhooks)."""
+    app = create_app(read_only=read_only, extensions=extensions)
     if not is_loopback(host) and not app.state.config.credentials:
         raise CredentialsRequired(
             f"refusing to serve the dashboard on {host} without credentials: set "
@@ -26,7 +36,7 @@ def build_server(
             "in steep.toml, or STEEP_WEB_PASSWORD / STEEP_WEB_TOKEN, or listen on 127.0.0.1"
         )
     config = uvicorn.Config(
-        app,
+        wrap(app) if wrap is not None else app,
         host=host,
         port=port,
         root_path=root_path.rstrip("/"),
@@ -36,8 +46,17 @@ def build_server(
     return uvicorn.Server(config)
 
 
-def serve(host: str, port: int, *, root_path: str = "", read_only: bool | None = None) -> None:
-    server = build_server(host, port, root_path=root_path, read_only=read_only)
+def serve(
+    host: str,
+    port: int,
+    *,
+    root_path: str = "",
+    read_only: bool | None = None,
+    extensions: Sequence[Extension] = (),
+) -> None:
+    server = build_server(
+        host, port, root_path=root_path, read_only=read_only, extensions=extensions
+    )
     shown = f"[{host}]" if ":" in host else host
     print(f"steep dashboard on http://{shown}:{port}{root_path.rstrip('/')}/", flush=True)
     server.run()

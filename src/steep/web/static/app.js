@@ -99,10 +99,41 @@
         s.map(function (r) { return r[2]; })], el);
   }
 
+  // a step's log, streamed: the lines after the last cursor, appended as text (never
+  // parsed as HTML), until the step has finished and every line is shown
+  function followLog(pre) {
+    var cursor = "0-0";
+    function tick() {
+      fetch(pre.dataset.logSrc + "&after=" + encodeURIComponent(cursor), { credentials: "same-origin" })
+        .then(function (r) { return r.json(); })
+        .then(function (data) {
+          if (data.trimmed) pre.appendChild(document.createTextNode("[older lines trimmed: the log file on the build machine has them all]\n"));
+          if (data.lines && data.lines.length) {
+            var atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+            pre.appendChild(document.createTextNode(data.lines.join("\n") + "\n"));
+            if (atEnd) pre.scrollTop = pre.scrollHeight;
+          }
+          cursor = data.cursor || cursor;
+          if (data.done) pre.dataset.done = "true";
+          else setTimeout(tick, data.lines && data.lines.length >= 2000 ? 0 : 500);
+        })
+        .catch(function () { setTimeout(tick, 2000); });
+    }
+    tick();
+  }
+
   function start() {
+    document.querySelectorAll("pre[data-log-src]").forEach(followLog);
     refreshTimes();
     setInterval(refreshTimes, 15000);
     document.body.addEventListener("htmx:afterSwap", function (e) { refreshTimes(e.target); });
+    // a run page opened while the run was being prepared: show its steps' logs once
+    // they are known
+    document.body.addEventListener("htmx:afterSettle", function () {
+      var steps = document.querySelectorAll("#run-steps tr[data-step]").length;
+      var shown = document.querySelectorAll("details.steplog").length;
+      if (document.getElementById("run-steps") && steps > shown) window.location.reload();
+    });
     if (typeof uPlot === "undefined") return;
     var live = document.getElementById("live-chart");
     if (live) liveChart(live);
