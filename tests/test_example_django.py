@@ -20,6 +20,7 @@ from steep.settings import configure
 from tests.conftest import FAST_CONFIG, ROOT, ServerHandle
 
 APP = ROOT / "examples" / "django_app"
+pytest_plugins = ["tests.smtp_servers"]  # the smtp fixture
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +162,31 @@ def test_dashboard_is_mounted_in_the_asgi_app(project, client, monkeypatch):
     page = web.get("/steep/", auth=("steep", "s3cret"))
     assert page.status_code == 200 and "steep" in page.text
     assert web.post("/orders/", content="{}").status_code == 201  # Django still answers
+
+
+def test_django_mail_goes_through_the_job_and_is_intercepted_on_staging(queued, smtp, run_worker):
+    from django.core import mail as django_mail
+    from django.test import Client
+    from shop.models import Order
+
+    recorder = smtp(env="staging", intercept_to=["team@example.com"], allow=["@example.com"])
+    order = Order.objects.create(item="scones")
+    response = Client().post(
+        f"/orders/{order.id}/receipt/",
+        data='{"email": "ann@customer.test"}',
+        content_type="application/json",
+    )
+    assert response.status_code == 202 and response.json() == {"enqueued": 1}
+    assert queued() == 1  # the view returned before any SMTP conversation
+    django_mail.send_mail("Low stock", "scones", None, ["buyer@supplier.test"])
+    run_worker()
+    alert, receipt = sorted(recorder.received, key=lambda r: r.message["Subject"])
+    # the customer is replaced by the team; the allowed Bcc still gets its copy
+    assert sorted(receipt.rcpt_tos) == ["accounts@example.com", "team@example.com"]
+    assert receipt.message["Subject"] == f"[staging] Receipt for order {order.id}"
+    assert receipt.message["X-Intercepted-To"] == "ann@customer.test"
+    assert receipt.message["X-Intercepted-Bcc"] == "accounts@example.com"
+    assert "<b>scones</b>" in receipt.message.get_body(("html",)).get_content()
+    [attachment] = receipt.message.iter_attachments()
+    assert attachment.get_filename() == f"order-{order.id}.txt"
+    assert alert.rcpt_tos == ["team@example.com"] and alert.mail_from == "shop@example.com"

@@ -15,6 +15,7 @@ from steep.settings import ConfigError, get_settings
 from tests.conftest import ROOT
 
 APP = ROOT / "examples" / "flask_app"
+pytest_plugins = ["tests.smtp_servers"]  # the smtp fixture
 
 
 @pytest.fixture
@@ -113,3 +114,22 @@ def test_with_the_steep_fixture_drain_runs_what_the_endpoint_enqueued(bakery, st
         "status": "succeeded",
         "result": f"Drained Bakery baked a spelt loaf (job {job_id})",
     }
+
+
+def test_the_mail_helper_renders_templates_and_the_worker_sends_it(bakery, smtp, run_worker):
+    recorder = smtp(env="staging", intercept_to=["team@example.com"])
+    app = bakery.create_app({"BAKERY_NAME": "Test Bakery"})
+    response = app.test_client().post(
+        "/subscribe", json={"email": "ann@customer.test", "name": "Ann"}
+    )
+    assert response.status_code == 202
+    run_worker()
+    [got] = recorder.received
+    assert got.rcpt_tos == ["team@example.com"] and got.mail_from == "hello@bakery.example.com"
+    message = got.message
+    assert message["Subject"] == "[staging] Welcome"
+    assert message["X-Intercepted-To"] == "ann@customer.test"
+    assert message.get_body(("plain",)).get_content().strip() == (
+        "Welcome to Test Bakery, Ann! Fresh loaves every morning."
+    )
+    assert "<b>Test Bakery</b>" in message.get_body(("html",)).get_content()

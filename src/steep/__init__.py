@@ -36,6 +36,12 @@ from steep.features.batches import (  # isort: skip
     group,
 )
 
+# The staging toolkit's settings checks ([mail], [data], [parity]) and the built-in
+# send_mail job, so every worker runs it without a module of the application.
+import steep.mail  # isort: skip
+import steep.data.config  # isort: skip
+import steep.data.jobs  # isort: skip  # noqa: F401
+
 __version__ = "0.1.0"
 
 __all__ = [

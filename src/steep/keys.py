@@ -221,3 +221,9 @@ class Keys:
     def worker_signals(self, worker_id: str) -> str:
         """LIST of control commands for one worker process (quiet, stop), read on heartbeat."""
         return f"{self.namespace}:worker:{worker_id}:signals"
+
+    def mail_sent(self, message_id: str) -> str:
+        """STRING: the record that the server accepted a message (steep.mail), written
+        before the send_mail job is acknowledged, so a rerun of that job sends nothing
+        again; kept for a week."""
+        return f"{self.namespace}:mail:sent:{message_id}"

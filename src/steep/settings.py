@@ -91,6 +91,15 @@ class Settings:
     web_token: str | None = None
     web_read_only: bool = False
     cron: Any = ()  # the [cron] table: a tuple of steep.features.cron.CronEntry once checked
+    # the staging toolkit's tables (checked by steep.mail and steep.data when imported):
+    # [mail] with [<env>.mail] over it, [data] (scrub rules), [parity] (steep env diff)
+    mail: Any = None
+    data: Any = None
+    parity: Any = None
+    app: Any = None  # [app] and [<env>.app]: the application's own settings, for parity
+    # the application's database in this environment (steep data copy): postgresql://...
+    # or sqlite:///path; its password is never shown
+    database_url: str | None = None
     pipeline: dict[str, Any] | None = None  # the [pipeline] table, read by steep.pipeline
 
     def __post_init__(self) -> None:
@@ -110,6 +119,7 @@ class Settings:
         # Settings end up in logs and tracebacks; the password in redis_url must not.
         shown = {key: getattr(self, key) for key in _CHECKS}
         shown["redis_url"] = self.redis_url and redacted_url(self.redis_url)
+        shown["database_url"] = self.database_url and redacted_url(self.database_url)
         for key in SECRETS:
             if shown[key] is not None:
                 shown[key] = "***"

@@ -165,6 +165,20 @@ def _import_paths(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _database_url(value: Any) -> str | None:
+    if not (text := None if value is None else _string(value)):
+        return None
+    if not text.lower().startswith(("postgresql://", "postgres://", "sqlite:///")):
+        raise Invalid("a postgresql:// or sqlite:/// URL", repr(redacted_url(text)))
+    return text
+
+
+def _app_table(value: Any) -> Any:
+    if value is not None and not isinstance(value, dict):
+        raise Invalid("a table ([app])", _type_name(value))
+    return value
+
+
 def _optional_table(value: Any) -> dict[str, Any] | None:
     if value is None or isinstance(value, dict):
         return value
@@ -205,6 +219,11 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "web_read_only": _flag,
     # checked by the feature that owns it (register_check)
     "cron": _as_given,
+    "mail": _as_given,
+    "data": _as_given,
+    "parity": _as_given,
+    "app": _app_table,
+    "database_url": _database_url,
     # the delivery pipeline's table: the CI server's projects and the app's build
     # definition; steep.pipeline checks its contents where it uses them
     "pipeline": _optional_table,

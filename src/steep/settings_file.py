@@ -158,4 +158,10 @@ class _FileReader:
                 raise ConfigError(f"{self.where(*scope, key)}: {problem}{suffix}")
         selected = env or top.pop("env", None) or "development"
         top.pop("env", None)
-        return selected, {**top, **tables[selected]}
+        merged = {**top, **tables[selected]}
+        for key, value in tables[selected].items():
+            # a table-valued setting in [<env>] refines the top-level one ([staging.mail]
+            # over [mail]) rather than replacing it
+            if isinstance(value, dict) and isinstance(top.get(key), dict):
+                merged[key] = {**top[key], **value}
+        return selected, merged

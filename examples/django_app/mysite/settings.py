@@ -31,3 +31,8 @@ STEEP = {
     "queues": ["default", "mail"],
     "middleware": ["steep.contrib.logging:LogContext"],
 }
+
+# Mail goes through steep's send_mail job: the worker sends it with the [mail] table of
+# steep.toml, and intercepts it on staging ([staging.mail], docs/mail.md).
+EMAIL_BACKEND = "steep.contrib.django.mail.EmailBackend"
+DEFAULT_FROM_EMAIL = "shop@example.com"

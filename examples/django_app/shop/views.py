@@ -1,6 +1,7 @@
 import json
 import uuid
 
+from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -27,3 +28,20 @@ def place_order(request: HttpRequest) -> JsonResponse:
 def order_status(request: HttpRequest, order_id: int) -> JsonResponse:
     order = Order.objects.get(pk=order_id)
     return JsonResponse({"id": order.id, "item": order.item, "status": order.status})
+
+
+@csrf_exempt
+@require_POST
+def send_receipt(request: HttpRequest, order_id: int) -> JsonResponse:
+    order = Order.objects.get(pk=order_id)
+    customer = json.loads(request.body or b"{}").get("email", "customer@example.com")
+    receipt = EmailMultiAlternatives(
+        subject=f"Receipt for order {order.id}",
+        body=f"You ordered {order.item}.",
+        to=[customer],
+        bcc=["accounts@example.com"],
+    )
+    receipt.attach_alternative(f"<p>You ordered <b>{order.item}</b>.</p>", "text/html")
+    receipt.attach(f"order-{order.id}.txt", f"order {order.id}: {order.item}\n", "text/plain")
+    sent = receipt.send()  # enqueued as a send_mail job; a worker sends it
+    return JsonResponse({"enqueued": sent}, status=202)

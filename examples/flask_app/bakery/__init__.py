@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, jsonify, request
 
 from steep import Job
-from steep.contrib.flask import Steep, mount_dashboard
+from steep.contrib.flask import Steep, mount_dashboard, send_mail
 
 steep_ext = Steep()
 
@@ -17,6 +17,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(
         BAKERY_NAME="Corner Bakery",
+        MAIL_DEFAULT_SENDER="hello@bakery.example.com",
         STEEP_QUEUES=["default", "ovens"],  # any steep setting, as STEEP_<NAME>
         DASHBOARD_PASSWORD=os.environ.get("STEEP_WEB_PASSWORD"),
     )
@@ -31,6 +32,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     def order_loaf() -> Any:
         loaf = (request.get_json(silent=True) or {}).get("loaf", "sourdough")
         job = bake.enqueue(loaf)
+        return jsonify(job=job.id), 202
+
+    @app.post("/subscribe")
+    def subscribe() -> Any:
+        form = request.get_json(silent=True) or {}
+        # enqueued as steep's send_mail job; the worker sends it (intercepted on staging)
+        job = send_mail(
+            form["email"],
+            "Welcome",
+            template="mail/welcome",
+            name=form.get("name", "friend"),
+            bakery=app.config["BAKERY_NAME"],
+        )
         return jsonify(job=job.id), 202
 
     @app.get("/jobs/<job_id>")

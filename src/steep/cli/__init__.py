@@ -28,6 +28,8 @@ _LAZY_COMMANDS = {
     **dict.fromkeys(("stats", "limits"), "steep.cli.stats"),
     "cron": "steep.cli.cron",
     "web": "steep.cli.web",
+    "data": "steep.cli.data",
+    "env": "steep.cli.env",
     "pipeline": "steep.cli.pipeline",
     "doctor": "steep.cli.doctor",
 }

@@ -29,10 +29,11 @@ from steep.settings import FIELDS, ConfigError, configure
 
 if TYPE_CHECKING:
     from steep.context import JobContext
+    from steep.job import Job
 
 require("flask", extra="flask", feature="steep.contrib.flask")
 
-__all__ = ["AppContext", "Steep", "mount_dashboard"]
+__all__ = ["AppContext", "Steep", "mount_dashboard", "send_mail"]
 
 PREFIX = "STEEP_"
 
@@ -96,3 +97,36 @@ def mount_dashboard(app: Any, path: str = "/steep", **options: Any) -> None:
 
     dashboard = a2wsgi.ASGIMiddleware(create_app(**options))
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {path.rstrip("/"): dashboard})
+
+
+def send_mail(
+    to: str | list[str],
+    subject: str,
+    *,
+    template: str | None = None,
+    body: str | None = None,
+    html: str | None = None,
+    **options: Any,
+) -> Job:
+    """`steep.mail.send` from a Flask app: `template="mail/welcome"` renders
+    `mail/welcome.txt` (the text part) and, when it exists, `mail/welcome.html` with the
+    keyword arguments that `steep.mail.send` does not take; the sender defaults to
+    `app.config["MAIL_DEFAULT_SENDER"]`, then to `[mail] sender`."""
+    from flask import current_app, render_template
+    from jinja2 import TemplateNotFound
+
+    from steep import mail
+
+    known = ("cc", "bcc", "attachments", "sender", "headers")
+    context = {key: value for key, value in options.items() if key not in known}
+    send_options = {key: value for key, value in options.items() if key in known}
+    if template is not None:
+        body = render_template(f"{template}.txt", **context)
+        try:
+            html = render_template(f"{template}.html", **context)
+        except TemplateNotFound:
+            html = None
+    if body is None:
+        raise TypeError("send_mail: give body=... or template=...")
+    send_options.setdefault("sender", current_app.config.get("MAIL_DEFAULT_SENDER"))
+    return mail.send(to, subject, body, html=html, **send_options)

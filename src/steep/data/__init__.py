@@ -1,0 +1,1 @@
+"""Production data in staging, scrubbed: `steep data copy production staging` (docs/data.md)."""
