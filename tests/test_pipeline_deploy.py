@@ -241,3 +241,39 @@ def test_envs_history_and_a_lock_from_the_command_line(ci, shop):
     assert _answer(port) == "Shop v1"
     assert "unlocked" in steep(ci, "unlock", "shop", "staging").stdout
     assert _deploy(ci)[0].state == "passed" and _answer(port) == "Shop v2"
+
+
+def test_rollback_and_promote_from_the_command_line(ci, shop, tmp_path):
+    from tests.test_pipeline_cli import steep
+
+    port, _, files = shop
+    prod_port = free_port()
+    prod = tmp_path / "srv" / "production"
+    layout = files(1)
+    layout["steep.toml"] += _environment("production", "main", prod_port, prod, requires="staging")
+    ci.repo.commit(layout, branch="staging")
+    ci.repo.push("staging")
+    ci.worker()
+    first, _ = _deploy(ci)
+    ci.repo.commit({"VERSION": "2\n"})
+    ci.repo.push("staging")
+    second, _ = _deploy(ci)
+    assert first.state == second.state == "passed" and _answer(port) == "Shop v2"
+    out = steep(ci, "rollback", "shop", "staging").stdout
+    v1 = deploys.history("shop", "staging")[2]
+    assert f"rolled back to {v1.release}" in out
+    assert _answer(port) == "Shop v1"
+    rolled = deploys.history("shop", "staging")[0]
+    assert (rolled.trigger, rolled.state, rolled.sha) == ("rollback", "succeeded", first.meta.sha)
+    assert deploys.state("shop", "staging")["sha"] == first.meta.sha
+    missing = steep(ci, "rollback", "shop", "staging", "--release", "nope", check=False)
+    assert missing.returncode == 2 and "no release nope" in missing.stderr
+    # production takes what runs in staging, as is: no steps, the same artifact
+    run_id = steep(ci, "promote", "shop", "staging", "production").stdout.strip()
+    promoted = ci.wait(run_id, timeout=90)
+    assert promoted.state == "passed", promoted.reason
+    assert promoted.stages == [["deploy-production"]] and promoted.meta.sha == first.meta.sha
+    assert _answer(prod_port) == "Shop v1"
+    top = deploys.history("shop", "production")[0]
+    assert top.trigger == "promote" and top.digest == v1.digest
+    os.kill(int((prod / "shared" / "app.pid").read_text()), signal.SIGTERM)

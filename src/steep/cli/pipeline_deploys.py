@@ -10,7 +10,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from steep.cli._common import _echo_json, console
+from steep.cli._common import _echo_json, _fail, console
 from steep.cli.pipeline import _config, pipeline
 
 
@@ -119,3 +119,88 @@ def unlock(project: str, env: str) -> None:
     _config().project(project)
     was = deploys.unlock(project, env)
     click.echo(f"{project} {env} unlocked" if was else f"{project} {env} was not locked")
+
+
+def _live_sha(project: str, env: str) -> dict[str, str]:
+    from steep.pipeline import deploys
+
+    return deploys.state(project, env)
+
+
+@pipeline.command("deploy")
+@click.argument("project")
+@click.argument("env")
+@click.option("--ref", help="A branch or tag (default: the branch the environment deploys).")
+@click.option("--sha", help="An exact commit.")
+@click.option("--json", "as_json", is_flag=True)
+def deploy(project: str, env: str, ref: str | None, sha: str | None, as_json: bool) -> None:
+    """Test a commit and deploy it to ENV (a run whose last stage is that deploy)."""
+    from steep.pipeline import start_run
+
+    _config().project(project)
+    if ref and sha:
+        _fail("give --ref or --sha, not both")
+    if not ref and not sha:
+        ref = _live_sha(project, env).get("branch")
+        if not ref:
+            _fail(f"{env} has not been deployed yet, so its branch is unknown here: give --ref")
+    label = ref or (sha or "")[:12]
+    run_id, _ = start_run(
+        project, label, trigger="manual", sha=sha, lane=f"deploy:{env}", deploy_to=env
+    )
+    if as_json:
+        _echo_json({"id": run_id})
+    else:
+        click.echo(run_id)
+
+
+@pipeline.command("promote")
+@click.argument("project")
+@click.argument("source")
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True)
+def promote(project: str, source: str, target: str, as_json: bool) -> None:
+    """Deploy to TARGET exactly what runs in SOURCE (its artifact, not rebuilt or retested)."""
+    from steep.pipeline import start_run
+
+    _config().project(project)
+    live = _live_sha(project, source)
+    if not live.get("sha"):
+        _fail(f"nothing runs in {source} yet: deploy it first")
+    sha = live["sha"]
+    run_id, _ = start_run(
+        project,
+        live.get("branch") or sha[:12],
+        trigger="promote",
+        sha=sha,
+        lane=f"deploy:{target}",
+        deploy_to=target,
+        deploy_only=True,
+    )
+    if as_json:
+        _echo_json({"id": run_id, "sha": sha})
+    else:
+        click.echo(run_id)
+
+
+@pipeline.command("rollback")
+@click.argument("project")
+@click.argument("env")
+@click.option("--release", help="The release to go back to (default: the one before).")
+@click.option("--json", "as_json", is_flag=True)
+def rollback(project: str, env: str, release: str | None, as_json: bool) -> None:
+    """Switch ENV back to an earlier release, restart it and check its health."""
+    from steep.pipeline.jobs import rollback_env
+
+    _config().project(project)
+    job = rollback_env.options(result_ttl=3600).enqueue(project, env, release, getpass.getuser())
+    try:
+        result = job.result(timeout=600)
+    except Exception as exc:
+        _fail(f"the rollback did not finish: {exc}")
+    if as_json:
+        _echo_json(result)
+    elif result.get("state") == "succeeded":
+        click.echo(f"{project} {env} rolled back to {result['release']} ({result['id']})")
+    else:
+        _fail(f"not rolled back: {result.get('reason')}")

@@ -78,9 +78,19 @@ class Plan:
     def steps(self) -> tuple[Step, ...]:
         return tuple(step for stage in self.stages for step in stage)
 
-    def with_deploys(self, branch: str) -> Plan:
-        """This plan with a last stage deploying to each environment fed by `branch`."""
-        targets = [e for e in self.environments.values() if e.branch == branch]
+    def with_deploys(self, branch: str | None, to: str | None = None, only: bool = False) -> Plan:
+        """This plan with a last stage deploying to each environment fed by `branch` (or to
+        the environment `to`); with `only`, that stage alone (a promotion: the artifact
+        passed its steps already)."""
+        if to is not None:
+            if to not in self.environments:
+                known = ", ".join(self.environments) or "none"
+                raise DefinitionError(
+                    f"no environment {to!r} in steep.toml (environments: {known})"
+                )
+            targets = [self.environments[to]]
+        else:
+            targets = [e for e in self.environments.values() if e.branch == branch]
         if not targets:
             return self
         stage = tuple(
@@ -89,7 +99,7 @@ class Plan:
             )
             for e in targets
         )
-        return dataclasses.replace(self, stages=(*self.stages, stage))
+        return dataclasses.replace(self, stages=(*(() if only else self.stages), stage))
 
     def step(self, name: str) -> Step:
         for step in self.steps:

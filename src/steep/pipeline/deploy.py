@@ -63,6 +63,10 @@ class Deployment:
         save(self.deploy)
         self.say(f"{name}{': ' + note if note else ''}")
 
+    def restart(self) -> None:
+        assert self.env.restart is not None
+        self._run("restart", self.env.restart, self.current)
+
     def _run(self, label: str, script: str, cwd: Path, timeout: float = 900.0) -> None:
         self.say(f"{label}: {script}")
         outcome = runner.run(script, cwd, self.environ, timeout, self.on_line, lambda: None)

@@ -4,12 +4,15 @@ the deploy itself (steep.pipeline.deploy), resumed from its record after a worke
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 from steep.pipeline import artifacts, deploys, git
 from steep.pipeline import config as pipeline_config
 from steep.pipeline.definition import Plan, Step
 from steep.pipeline.deploy import DeployFailed, Deployment, record_live
+from steep.pipeline.environments import from_json, to_json
 from steep.pipeline.logs import LogWriter
 from steep.pipeline.records import Run, StepRecord
 from steep.pipeline.runner import base_environment
@@ -83,9 +86,10 @@ def deploy_step(
             sha=sha,
             tree=tree,
             digest=digest,
-            trigger=run.meta.trigger,
+            trigger="promote" if run.meta.deploy_only else run.meta.trigger,
             run_id=run.id,
             by=run.meta.author,
+            spec=to_json(env),
         )
     else:
         last = deploy.phases[-1].name if deploy.phases else "nothing"
@@ -136,3 +140,72 @@ def _claim(project: str, env: str, deploy_id: str, writer: LogWriter) -> None:
             writer.note(f"waiting for deploy {holder.decode()} of {env} to end")  # type: ignore[union-attr]
             said = True
         time.sleep(1.0)
+
+
+def rollback(project: str, name: str, release: str | None, by: str) -> deploys.Deploy:
+    """Switch an environment back to an earlier release (the one before what runs, or
+    `release`), restart it and check its health: recorded as a deploy of its own."""
+    last = next((d for d in deploys.history(project, name, 50) if d.spec), None)
+    if last is None or last.spec is None:
+        raise Refused(f"{project} has never deployed to {name}: there is nothing to roll back to")
+    env = from_json(last.spec)
+    if env.strategy != "releases":
+        raise Refused(f"{name} deploys with a command: roll back with the platform's own tool")
+    if env.host:
+        raise Refused(f"{name} deploys over SSH to {env.host}, which this server cannot do yet")
+    notes: list[str] = []
+    root = Path(env.path or ".")
+    try:
+        current: str | None = Path(os.readlink(root / "current")).name
+    except OSError:
+        current = None
+    made = {d.release: d for d in deploys.history(project, name, 200) if d.release}
+    if release is None:
+        now = made.get(current) if current else None
+        release = now.previous if now is not None else None
+        if release is None:
+            raise Refused(f"{name} runs {current or 'nothing'}, with no earlier release recorded")
+    if not (root / "releases" / release).is_dir():
+        kept = ", ".join(sorted(p.name for p in (root / "releases").iterdir()))
+        raise Refused(f"no release {release} in {root}/releases (kept: {kept})")
+    source = made.get(release)
+    deploy = deploys.new_deploy(
+        project,
+        name,
+        sha=source.sha if source else "",
+        tree=source.tree if source else "",
+        digest=source.digest if source else "",
+        trigger="rollback",
+        by=by,
+        spec=last.spec,
+        release=release,
+        previous=current,
+    )
+    key = keys().deploying(project, name)
+    if not client().set(key, deploy.id, nx=True, ex=HOLD):
+        holder = client().get(key)
+        deploy.state, deploy.reason = "failed", f"another deploy of {name} runs: {holder!r}"
+        deploy.finished_at = time.time()
+        deploys.save(deploy)
+        raise Refused(deploy.reason)
+    deployment = Deployment(
+        deploy, env, Path(os.devnull), base_environment(), notes.append, notes.append
+    )
+    try:
+        deployment.phase("reverting", f"{current} -> {release}")
+        deployment.switch(release)
+        deployment.phase("publishing", f"current -> releases/{release}")
+        if env.restart:
+            deployment.restart()
+            deployment.phase("restarting")
+        healthy = deployment.check_all()
+        deploy.state = "succeeded" if healthy else "failed"
+        if not healthy:
+            deploy.reason = f"rolled back to {release}, which is not healthy either"
+        deployment.phase("finished" if healthy else "checked")
+    except (DeployFailed, OSError) as exc:
+        deploy.state, deploy.reason = "failed", str(exc)
+    finally:
+        deploy.finished_at = time.time()
+        deployments_done(deploy)
+    return deploy

@@ -43,6 +43,7 @@ class Deploy(msgspec.Struct, omit_defaults=True):
     rolled_back_to: str | None = None
     reason: str | None = None
     by: str | None = None
+    spec: dict[str, Any] | None = None  # the environment as the deploy's definition had it
     phases: list[Phase] = []
     checks: list[CheckResult] = []
 

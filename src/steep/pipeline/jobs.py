@@ -105,11 +105,13 @@ def prepare_run(run_id: str) -> None:
         return
     try:
         plan = parse(text, DEFINITION_FILE)
+        if m.deploy_to is not None:  # `steep pipeline deploy|promote`: that environment
+            plan = plan.with_deploys(None, to=m.deploy_to, only=m.deploy_only)
+        elif m.pr is None and m.lane == f"branch:{m.ref}":
+            plan = plan.with_deploys(m.ref)  # a green branch deploys to its environments
     except DefinitionError as exc:
         conclude(run, "error", f"the build definition is wrong: {exc}")
         return
-    if m.pr is None and m.lane == f"branch:{m.ref}":
-        plan = plan.with_deploys(m.ref)  # a green branch deploys to its environments
     records = [StepRecord(name=s.name, stage=s.stage) for s in plan.steps]
     if m.failed_only and m.rerun_of and (original := store.get_run(m.rerun_of)):
         for record in records:
@@ -309,3 +311,14 @@ poll_remotes = (  # type: ignore[assignment]
     if _schedule
     else job(queue=CONTROL, retries=0, timeout=300)(poll_remotes)
 )
+
+
+@job(queue=QUEUE, retries=0, timeout=1800)
+def rollback_env(project: str, env: str, release: str | None, by: str) -> dict:  # type: ignore[type-arg]
+    """`steep pipeline rollback`: on a build machine, where the releases are."""
+    from steep.pipeline.deploy_step import Refused, rollback
+
+    try:
+        return rollback(project, env, release, by).to_dict()
+    except Refused as exc:
+        return {"state": "refused", "reason": str(exc)}

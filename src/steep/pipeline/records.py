@@ -62,6 +62,8 @@ class RunMeta(msgspec.Struct, omit_defaults=True):
     rerun_of: str | None = None
     failed_only: bool = False
     base_sha: str | None = None  # a re-run tests the merge with the base its original used
+    deploy_to: str | None = None  # deploy (or promote) to this environment
+    deploy_only: bool = False  # a promotion: the deploy stage alone
 
 
 class Run(msgspec.Struct):

@@ -36,6 +36,8 @@ def start_run(
     failed_only: bool = False,
     base_sha: str | None = None,
     lane: str | None = None,
+    deploy_to: str | None = None,
+    deploy_only: bool = False,
 ) -> tuple[str, bool]:
     """Start a run of `project` at `ref` (or `sha`). Returns (run id, created); a trigger
     seeing a commit its lane has built already gets that run's id and False."""
@@ -60,6 +62,8 @@ def start_run(
         rerun_of=rerun_of,
         failed_only=failed_only,
         base_sha=base_sha,
+        deploy_to=deploy_to,
+        deploy_only=deploy_only,
     )
     dedupe = trigger in SUPERSEDING
     run_id, created, older = store.create_run(
