@@ -13,6 +13,7 @@ functions, and under `if TYPE_CHECKING:`. The layers, and what each may import:
     contrib   steep/contrib/: the core, ops, web, cli
     api       steep/__init__.py: the core and the features (the facade); `python -m steep`
               (__main__.py) belongs to the cli
+    staging   steep/mail/, steep/data/: the staging toolkit, on the core only
     pipeline  steep/pipeline/: an application of steep: its public API (the facade and
               the core), ops, and the dashboard's extension point (web)
     testing   steep/testing/: the core, the features, the worker, ops (what a test of an
@@ -38,13 +39,16 @@ ALLOWED: dict[str, set[str]] = {
     "worker": {"core", "worker"},
     "ops": {"core", "features", "ops"},
     "web": {"core", "features", "ops", "web"},
-    "cli": {"core", "features", "worker", "ops", "web", "cli", "api", "pipeline"},
-    "contrib": {"core", "features", "ops", "web", "cli", "contrib", "api"},
-    "api": {"core", "features", "api"},
+    "cli": {"core", "features", "worker", "ops", "web", "cli", "api", "pipeline", "staging"},
+    "contrib": {"core", "features", "ops", "web", "cli", "contrib", "api", "staging"},
+    "api": {"core", "features", "api", "staging"},
+    # the staging toolkit (steep/mail, steep/data): the core's clients, like any app
+    "staging": {"core", "staging"},
     "pipeline": {"core", "features", "ops", "web", "api", "pipeline"},
     "testing": {"core", "features", "worker", "ops", "testing", "api"},
 }
 LAYER_DIRS = ("features", "worker", "ops", "web", "cli", "contrib", "pipeline", "testing")
+STAGING_DIRS = ("mail", "data")
 
 
 def module_name(path: Path) -> str:
@@ -62,6 +66,8 @@ def layer_of(module: str) -> str:
         return "cli"
     if parts[1] in LAYER_DIRS:
         return parts[1]
+    if parts[1] in STAGING_DIRS:
+        return "staging"
     return "core"
 
 
