@@ -27,7 +27,15 @@ from redis.retry import Retry
 
 from steep.keys import Keys
 from steep.server import connection_kwargs
-from steep.settings import Settings, get_settings
+from steep.settings import ConfigError, Settings, get_settings
+from steep.topology import (
+    Topology,
+    TopologyError,
+    check_topology,
+    make_async,
+    make_sync,
+    parse_topology,
+)
 
 KeyArgs = Sequence[str]
 ArgvArgs = Sequence[str | bytes | int | float]
@@ -119,21 +127,44 @@ def _client_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _topology(settings: Settings) -> Topology | None:
+    """The Sentinel group or Cluster of the settings (checked once per URL and process:
+    a wrong service name or uncovered slots is a ConfigError naming redis_url)."""
+    if not settings.redis_url or (topology := parse_topology(settings.redis_url)) is None:
+        return None
+    if settings.redis_url not in _checked:
+        try:
+            check_topology(topology)
+        except TopologyError as exc:
+            raise ConfigError(f"redis_url: {exc}") from None
+        _checked.add(settings.redis_url)
+    return topology
+
+
+_checked: set[str] = set()
+
+
 def make_client(settings: Settings | None = None) -> redis.Redis:
-    """A new sync client (the caller owns and closes it)."""
+    """A new sync client (the caller owns and closes it). For a Cluster it is a
+    redis.cluster.RedisCluster, which has the same commands (typed as redis.Redis here
+    so that callers need no cast: steep uses only what both have)."""
     settings = settings or get_settings()
-    target = connection_kwargs(settings)
     options = _client_options(settings)
+    if (topology := _topology(settings)) is not None:
+        return make_sync(topology, options)  # type: ignore[no-any-return]
+    target = connection_kwargs(settings)
     if "url" in target:
         return redis.Redis.from_url(target["url"], **options)
     return redis.Redis(**target, **options)
 
 
 def make_async_client(settings: Settings | None = None) -> redis.asyncio.Redis:
-    """A new async client (the caller owns and closes it)."""
+    """A new async client (the caller owns and closes it; see make_client)."""
     settings = settings or get_settings()
-    target = connection_kwargs(settings)
     options = _client_options(settings)
+    if (topology := _topology(settings)) is not None:
+        return make_async(topology, options)  # type: ignore[no-any-return]
+    target = connection_kwargs(settings)
     if "url" in target:
         return redis.asyncio.Redis.from_url(target["url"], **options)
     return redis.asyncio.Redis(**target, **options)

@@ -85,6 +85,9 @@ class Settings:
     web_password: str | None = None
     web_token: str | None = None
     web_read_only: bool = False
+    # enqueues and acknowledgements wait (WAIT) until this many replicas have them, so
+    # that a failover loses none of them (docs/scaling.md); 0: do not wait
+    min_replicas_ack: int = 0
     cron: Any = ()  # the [cron] table: a tuple of steep.features.cron.CronEntry once checked
 
     def __post_init__(self) -> None:
