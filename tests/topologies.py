@@ -61,8 +61,20 @@ class Node:
         self.dir.mkdir()
         self.log = self.dir / "log"
         self.proc = subprocess.Popen(
-            [str(valkey_binary()), *args, "--port", str(port), "--bind", "127.0.0.1"]
-            + ["--dir", str(self.dir), "--logfile", str(self.log), "--save", ""],
+            [
+                str(valkey_binary()),
+                *args,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--logfile",
+                str(self.log),
+                "--save",
+                "",
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -118,7 +130,9 @@ class Cluster:
             node.wait_up()
         first = self.nodes[0]
         for i, node in enumerate(self.nodes[1:], start=1):
-            first.client.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, ports[2 * i + 1])
+            first.client.execute_command(
+                "CLUSTER", "MEET", "127.0.0.1", node.port, ports[2 * i + 1]
+            )
         share = SLOTS // primaries
         for i in range(primaries):
             low, high = i * share, SLOTS - 1 if i == primaries - 1 else (i + 1) * share - 1
@@ -174,10 +188,9 @@ class Cluster:
         for node in self.nodes:
             if not node.alive:
                 continue
-            for low, high, *_ in node.client.execute_command("CLUSTER", "SLOTS"):
+            for low, high, primary, *_ in node.client.execute_command("CLUSTER", "SLOTS"):
                 if low <= slot <= high:
-                    (host, port, *_) = _[0]
-                    return next(n for n in self.nodes if n.port == int(port))
+                    return next(n for n in self.nodes if n.port == int(primary[1]))
         raise LookupError(f"no node serves the slot of {key!r}")
 
     def stop(self) -> None:
@@ -242,7 +255,7 @@ class SentinelGroup:
 
     def primary(self) -> Node:
         """The data node the sentinels name as primary now."""
-        host, port = self.sentinels[0].client.execute_command(
+        _, port = self.sentinels[0].client.execute_command(
             "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service
         )
         return next(n for n in self.data if n.port == int(port))

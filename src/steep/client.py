@@ -17,6 +17,7 @@ from steep import middleware
 from steep.connection import SCRIPTS, get_async_client, get_client, get_keys
 from steep.job import Envelope, Job, encode_envelope, new_job_id
 from steep.lane import run_idempotent
+from steep.lane_cluster import is_cluster
 from steep.options import JobOptions
 
 # one call of a job in enqueue_many: its arguments, or (arguments, keyword arguments)
@@ -218,6 +219,11 @@ def _push_many(queue: str, argv: list[Any]) -> None:
     step = _CHUNK * 3
     if len(argv) <= step:
         SCRIPTS.enqueue(client, keys, argv)
+        return
+    if is_cluster(client):
+        # redis-py's cluster pipelines refuse scripts: one call per chunk (one slot)
+        for start in range(0, len(argv), step):
+            SCRIPTS.enqueue(client, keys, argv[start : start + step])
         return
     SCRIPTS.enqueue(client, keys, argv[:3])  # loads the script once if the server lacks it
     pipe = client.pipeline(transaction=False)

@@ -20,8 +20,14 @@ from typing import Any
 import redis
 import redis.asyncio
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import (
+    ClusterDownError,
+    ClusterError,
+    NoScriptError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -115,7 +121,18 @@ class Scripts:
 
 SCRIPTS = Scripts()
 
-RETRYABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+# What a loop rides out by retrying: a lost connection, and on a cluster a failover or a
+# slot migration in progress (redis-py's cluster client has retried those already).
+RETRYABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    OSError,
+    ClusterDownError,
+    TryAgainError,
+    ClusterError,
+    SlotNotCoveredError,
+)
 
 
 def _client_options(settings: Settings) -> dict[str, Any]:

@@ -137,7 +137,10 @@ class Lanes:
             lane.close()
             raise
         if isinstance(reply, hiredis.ReplyError):
-            self._give_back(lane)
+            if str(reply).startswith("READONLY"):
+                lane.close()  # a primary demoted by a failover: the next lane finds the new one
+            else:
+                self._give_back(lane)
             return _FALLBACK
         self._give_back(lane)
         return reply
@@ -162,8 +165,8 @@ def _lanes_for(client: redis.Redis) -> Lanes | None:
     current = _lanes
     if current is not None and current.client is client and current.pid == os.getpid():
         return None if current.broken else current
-    if hiredis is None:
-        return None
+    if hiredis is None or not hasattr(client, "connection_pool"):
+        return None  # a cluster client: run_idempotent picks the lanes of a node
     with _lock:
         if _lanes is None or _lanes.client is not client or _lanes.pid != os.getpid():
             if _lanes is not None:
@@ -177,11 +180,36 @@ def run_idempotent(
 ) -> Any:
     """Run `script` (safe to run twice) on a lane of `client`; the regular path on trouble."""
     lanes = _lanes_for(client)
+    if lanes is None and keys and hasattr(client, "get_node_from_key"):
+        lanes = _node_lanes(client, keys[0])
     if lanes is not None:
         reply = lanes.call(hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args)))
         if reply is not _FALLBACK:
             return reply
     return script(client, keys, args)
+
+
+# A cluster client's lanes: one Lanes per primary (by its plain redis-py client), of
+# this process only. A call routed by a stale slot table gets MOVED or ASK, which is an
+# error reply: the regular path (redis-py's cluster client) follows it and refreshes
+# the table the next call is routed by (see lane_cluster.py).
+_node_lanes_by_id: dict[tuple[int, int], Lanes] = {}
+
+
+def _node_lanes(client: Any, key: str) -> Lanes | None:
+    try:
+        node = client.get_node_from_key(key)
+    except (redis.RedisError, LookupError):
+        return None
+    plain = getattr(node, "redis_connection", None)
+    if plain is None:
+        return None
+    slot = (os.getpid(), id(plain))
+    lanes = _node_lanes_by_id.get(slot)
+    if lanes is None or lanes.client is not plain:
+        with _lock:
+            lanes = _node_lanes_by_id[slot] = Lanes(plain)
+    return None if lanes.broken else lanes
 
 
 def close_lanes() -> None:
@@ -191,6 +219,10 @@ def close_lanes() -> None:
         if _lanes is not None:
             _lanes.close()
         _lanes = None
+        for slot, lanes in list(_node_lanes_by_id.items()):
+            if slot[0] == os.getpid():
+                lanes.close()
+        _node_lanes_by_id.clear()
 
 
 def reply_error(message: str) -> Exception:
@@ -244,6 +276,9 @@ class AsyncLane:
             if not isinstance(reply, hiredis.ReplyError):
                 return reply
             message = str(reply)
+            if message.startswith("READONLY"):
+                self._drop(writer)  # a primary demoted by a failover: reconnect
+                raise ConnectionError(f"the server became a replica: {message}")
             if not message.startswith("NOSCRIPT"):
                 raise reply_error(message)
             # a fresh or restarted server: the script did not run; load it and send again
@@ -267,6 +302,12 @@ class AsyncLane:
 
             loading.add_done_callback(loaded)
         await asyncio.shield(loading)
+
+    def _drop(self, writer: asyncio.StreamWriter) -> None:
+        """Give this connection up; the next call opens another (its reader ends)."""
+        if self._writer is writer:
+            self._conn = self._writer = None
+        writer.close()
 
     async def open(self) -> bool:
         """Connect if needed; False when this lane cannot be used (redis-py must serve)."""
@@ -344,6 +385,14 @@ class AsyncLane:
                 future.set_exception(error)
         with contextlib.suppress(Exception):
             await conn.disconnect(nowait=True)
+
+    def block_lane(self, key: str) -> AsyncLane:
+        """A lane of its own for a blocking command on `key` (so that others do not queue
+        behind it); on a cluster, to the primary that serves `key` (lane_cluster.py)."""
+        return AsyncLane(self.client)
+
+    async def rerouted(self) -> None:
+        """A lane met a cluster redirection; only a cluster lane has a table to refresh."""
 
     async def aclose(self) -> None:
         reading, self._reading = self._reading, None

@@ -143,6 +143,12 @@ def _sentinel_kwargs(topology: Topology) -> dict[str, Any]:
 def _cluster_options(options: dict[str, Any]) -> dict[str, Any]:
     # the cluster client retries (and refreshes its slot table) on its own terms
     kept = {key: value for key, value in options.items() if key != "retry_on_error"}
+    # On every 5th MOVED, redis-py (8.1) closes all of its connections to rebuild its
+    # slot table, under the feet of the commands still using them: concurrent callers
+    # then fail with AttributeError ('NoneType' object has no attribute 'writelines').
+    # A MOVED reply carries the slot's new owner, so patching the table from it (what
+    # redis-py does on the other MOVED replies) is enough; failovers still rebuild it.
+    kept["reinitialize_steps"] = 1 << 30
     return kept
 
 

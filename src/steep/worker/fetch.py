@@ -22,6 +22,7 @@ from redis.exceptions import NoScriptError
 
 from steep.connection import RETRYABLE, SCRIPTS
 from steep.lane import AsyncLane, reply_error
+from steep.lane_cluster import REDIRECTED
 
 if TYPE_CHECKING:
     from steep.worker.process import WorkerProcess
@@ -193,10 +194,18 @@ class Fetcher:
             # a blocked BLMOVE): a lone job's wait is one round trip with little around it.
             lane = self.lanes.get(qname)
             if lane is None:
-                lane = self.lanes[qname] = AsyncLane(self.redis)
+                lane = self.lanes[qname] = self.lane.block_lane(qk.queued)
             if await lane.open():
                 self.block_ids[qname] = await lane.client_id()
                 return await self._block_on_lane(lane, qk.queued, keys, marker)
+        except REDIRECTED as exc:
+            # on a cluster, the queue's slot moved (or is moving, or its primary failed
+            # over): nothing ran; block again on the primary the refreshed table names
+            log.info("queue %s is served elsewhere now (%s); following it", qname, exc)
+            await self._drop_block_lane(qname)
+            await self.lane.rerouted()
+            await asyncio.sleep(0.05)
+            return []
         except RETRYABLE as exc:
             log.warning("lost connection to Redis while waiting for jobs (%s)", exc)
             await asyncio.sleep(0.5)
@@ -252,7 +261,7 @@ class Fetcher:
                 raise reply_error(str(claimed))
             # the server lacked the script (fresh or restarted): load and repeat
             if moved is None:
-                await self.redis.script_load(SCRIPTS.claim_moved.source)
+                await lane.client.script_load(SCRIPTS.claim_moved.source)
                 return []
             claimed = await SCRIPTS.claim_moved.run_async(self.redis, keys, [marker])
         return claimed  # type: ignore[no-any-return]
@@ -264,20 +273,28 @@ class Fetcher:
         stops in milliseconds. A fetch not blocked yet ends on its own timeout."""
         for qname, blocker in self.blockers.items():
             client_id = self.block_ids.get(qname)
-            if client_id is not None:
-                task = asyncio.ensure_future(self._unblock(client_id, blocker))
+            lane = self.lanes.get(qname)
+            if client_id is not None and lane is not None:
+                # to the server the lane is connected to (on a cluster: its queue's primary)
+                task = asyncio.ensure_future(self._unblock(lane.client, client_id, blocker))
                 self._unblocking.add(task)
                 task.add_done_callback(self._unblocking.discard)
 
-    async def _unblock(self, client_id: int, blocker: asyncio.Task[Any]) -> None:
+    async def _unblock(self, client: Any, client_id: int, blocker: asyncio.Task[Any]) -> None:
         # the BLMOVE may still be on its way to the server: try again for a moment
         for _ in range(20):
             if blocker.done():
                 return
             with contextlib.suppress(*RETRYABLE):
-                if await self.redis.client_unblock(client_id):
+                if await client.client_unblock(client_id):
                     return
             await asyncio.sleep(0.01)
+
+    async def _drop_block_lane(self, qname: str) -> None:
+        lane = self.lanes.pop(qname, None)
+        self.block_ids.pop(qname, None)
+        if lane is not None:
+            await lane.aclose()
 
     async def _drain_blockers(self) -> None:
         """Fetching has ended (quiet or stop): wait out the blocked fetches and give
