@@ -10,11 +10,13 @@ are torn down (SIGKILL, then the directory removed) by `stop()`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -60,27 +62,27 @@ class Node:
         self.dir = root / name
         self.dir.mkdir()
         self.log = self.dir / "log"
-        self.proc = subprocess.Popen(
-            [
-                str(valkey_binary()),
-                *args,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.dir),
-                "--logfile",
-                str(self.log),
-                "--save",
-                "",
-            ],
+        self.args = args
+        self.proc = self._start()
+        self.client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        where = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)]
+        return subprocess.Popen(
+            [str(valkey_binary()), *self.args, *where, "--logfile", str(self.log), "--save", ""],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        self.client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+
+    def restart(self) -> None:
+        """Start it again on its own port and files (a cluster node rejoins from its
+        nodes.conf, as a replica of whoever took its slots)."""
+        self.kill()
+        self.proc = self._start()
+        self.client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+        self.wait_up()
 
     @property
     def alive(self) -> bool:
@@ -179,6 +181,28 @@ class Cluster:
 
         _until(ok, timeout, "the cluster to be ok")
 
+    def kill_primary_then_rejoin(self, node: Node) -> threading.Thread:
+        """SIGKILL the primary `node` now; in the background, once its replica has taken
+        over, start it again (it rejoins as that replica's replica, so the shard has a
+        replica again for min_replicas_ack). Returns the background thread."""
+        node.kill()
+
+        def rejoin() -> None:
+            _until(lambda: self._promoted(node), 60, "a replica to take over")
+            node.restart()
+
+        thread = threading.Thread(target=rejoin, daemon=True)
+        thread.start()
+        return thread
+
+    def _promoted(self, dead: Node) -> bool:
+        """Every live node is ok and none names `dead` as the owner of a slot."""
+        live = [n for n in self.nodes if n.alive]
+        if not all(self.info(n).get("cluster_state") == "ok" for n in live):
+            return False
+        owners = {int(r[2][1]) for n in live for r in n.client.execute_command("CLUSTER", "SLOTS")}
+        return dead.port not in owners
+
     @property
     def url(self) -> str:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:3])
@@ -269,3 +293,96 @@ class SentinelGroup:
         for node in [*self.sentinels, *self.data]:
             node.kill()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def drain_through(
+    url: str,
+    jobs: int,
+    processes: int,
+    replicas_ack: int,
+    kill: Callable[[], None],
+    kill_after: int,
+    workdir: Path,
+    timeout: float = 120.0,
+) -> dict[str, float]:
+    """Enqueue `jobs` (tests.jobs.record) one by one while `steep worker` processes drain
+    them; call `kill` once `kill_after` are enqueued. Returns what was measured: the
+    longest stall of the drain after the kill (s), jobs lost, duplicate runs, and how
+    many enqueues had to be repeated (their first try failed during the outage)."""
+    import os
+    import sys
+
+    from steep import connection
+    from steep.settings import configure
+    from tests import jobs as test_jobs
+    from tests.conftest import FAST_CONFIG, ROOT, WorkerCLI
+
+    config = workdir / "steep-failover.toml"
+    config.write_text(FAST_CONFIG + f"min_replicas_ack = {replicas_ack}\n")
+    env = {
+        **os.environ,
+        "STEEP_REDIS_URL": url,
+        "STEEP_CONFIG": str(config),
+        "PYTHONPATH": str(ROOT),
+    }
+    configure(redis_url=url, min_replicas_ack=replicas_ack)
+    connection.reset_clients()
+    worker = WorkerCLI(["worker", "tests.jobs", "-p", str(processes), "-c", "10"], env)
+    client = connection.make_client()
+    progress: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.05):
+            with contextlib.suppress(Exception):
+                progress.append((time.monotonic(), int(client.get("test:runs:fo") or 0)))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    killed_at = 0.0
+    repeated = 0
+    try:
+        for i in range(jobs):
+            if i == kill_after:
+                killed_at = time.monotonic()
+                kill()
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    test_jobs.record.enqueue("fo", i)
+                    break
+                except Exception:  # the outage: the same call again, as a producer would
+                    repeated += 1
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        # the drain is over once every job ran and the count stays put for a moment
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                if client.scard("test:seen:fo") >= jobs:
+                    break
+            time.sleep(0.1)
+        time.sleep(1.0)  # late duplicates (jobs returned by the stray check) are counted
+        seen = int(client.scard("test:seen:fo"))
+        runs = int(client.get("test:runs:fo") or 0)
+    finally:
+        stop.set()
+        watcher.join(5)
+        worker.kill_tree()
+        client.close()
+        connection.reset_clients()
+    stall = 0.0
+    after = [(t, n) for t, n in progress if t >= killed_at]
+    last_change = killed_at
+    for (_, n0), (t1, n1) in itertools.pairwise(after):
+        if n1 != n0:
+            stall = max(stall, t1 - last_change)
+            last_change = t1
+    print(worker.text[-2000:] if seen < jobs else "", file=sys.stderr)
+    return {
+        "stall_s": round(stall, 2),
+        "lost": jobs - seen,
+        "duplicates": runs - seen,
+        "repeated_enqueues": repeated,
+    }

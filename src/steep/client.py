@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from steep import middleware
-from steep.connection import SCRIPTS, get_async_client, get_client, get_keys
+from steep.connection import SCRIPTS, get_async_client, get_client, get_keys, replicas_to_wait
 from steep.job import Envelope, Job, encode_envelope, new_job_id
 from steep.lane import run_idempotent
 from steep.lane_cluster import is_cluster
@@ -130,10 +130,25 @@ def enqueue(
         if opts.pusher is not None:
             pushed = opts.pusher.push(client, [envelope], [payload], opts, at)
             return pushed[0] if pushed else _handle(envelope)
-        run_idempotent(
-            SCRIPTS.enqueue, client, _queue_keys(envelope.queue), _argv(envelope.id, payload, at)
-        )
+        if replicas_to_wait():
+            _enqueue_replicated(client, envelope.queue, _argv(envelope.id, payload, at))
+        else:
+            run_idempotent(
+                SCRIPTS.enqueue,
+                client,
+                _queue_keys(envelope.queue),
+                _argv(envelope.id, payload, at),
+            )
     return _handle(envelope)
+
+
+def _enqueue_replicated(client: Any, queue: str, argv: Sequence[Any]) -> None:
+    from steep.replicas import NotReplicated, run_replicated
+
+    wanted = replicas_to_wait()
+    _, confirmed = run_replicated(SCRIPTS.enqueue, client, _queue_keys(queue), argv, wanted)
+    if confirmed < wanted:
+        raise NotReplicated(f"job {argv[0]!r} enqueued on {queue!r}", confirmed, wanted)
 
 
 async def aenqueue(
@@ -217,6 +232,17 @@ def _push_many(queue: str, argv: list[Any]) -> None:
         client.sadd(queues_key, queue)
     keys = _queue_keys(queue)
     step = _CHUNK * 3
+    if wanted := replicas_to_wait():
+        from steep.replicas import NotReplicated, run_replicated
+
+        for start in range(0, len(argv), step):
+            chunk = argv[start : start + step]
+            _, confirmed = run_replicated(SCRIPTS.enqueue, client, keys, chunk, wanted)
+            if confirmed < wanted:
+                raise NotReplicated(
+                    f"{len(chunk) // 3} jobs enqueued on {queue!r}", confirmed, wanted
+                )
+        return
     if len(argv) <= step:
         SCRIPTS.enqueue(client, keys, argv)
         return

@@ -202,8 +202,19 @@ def get_client() -> redis.Redis:
         return current[1]
     with _lock:
         if _sync_client is None or _sync_client[0] != os.getpid():
+            global _replicas
+            _replicas = get_settings().min_replicas_ack
             _sync_client = (os.getpid(), make_client())
         return _sync_client[1]
+
+
+# min_replicas_ack of the settings the process-wide client was made from (steep.replicas)
+_replicas = 0
+
+
+def replicas_to_wait() -> int:
+    """How many replicas an enqueue through get_client() waits for (min_replicas_ack)."""
+    return _replicas
 
 
 def get_async_client() -> redis.asyncio.Redis:

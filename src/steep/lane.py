@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 from collections import deque
@@ -55,6 +56,8 @@ except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
 
 if TYPE_CHECKING:
     from steep.connection import Script
+
+log = logging.getLogger("steep.lane")
 
 # Idle lanes kept per process; more threads than this open and close their own.
 MAX_IDLE = 16
@@ -236,6 +239,9 @@ def reply_error(message: str) -> Exception:
     return error if isinstance(error, Exception) else ResponseError(message)
 
 
+# How long an acknowledgement waits for its replicas (min_replicas_ack; steep.replicas)
+WAIT_TIMEOUT_MS = 5000
+
 # Past this many bytes waiting in the socket buffer, a call waits for it to drain.
 _HIGH_WATER = 1 << 20
 
@@ -257,8 +263,12 @@ class AsyncLane:
         # (the connection's writer, its CLIENT ID), asked once per connection
         self._client_id: tuple[asyncio.StreamWriter, int] | None = None
 
-    async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
-        """Run `script` and return its reply; ConnectionError when the reply is lost."""
+    async def run(
+        self, script: Script, keys: Sequence[str], args: Sequence[Any] = (), wait: int = 0
+    ) -> Any:
+        """Run `script` and return its reply; ConnectionError when the reply is lost.
+        With `wait`, a WAIT for that many replicas follows on the same connection, and a
+        shortfall is logged (steep.replicas)."""
         for _ in range(2):
             writer = self._writer
             if writer is None:
@@ -269,10 +279,24 @@ class AsyncLane:
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._pending.append(future)
             writer.write(hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args)))
+            if wait:
+                waited = self.send("WAIT", wait, WAIT_TIMEOUT_MS)
             if writer.transport.get_write_buffer_size() > _HIGH_WATER:
                 with contextlib.suppress(OSError):  # a broken connection fails `future`
                     await writer.drain()
-            reply = await future
+            if wait:
+                reply, confirmed = await asyncio.gather(future, waited)
+                if not isinstance(confirmed, int) or confirmed < wait:
+                    log.warning(
+                        "%s: %s of the %d replicas of min_replicas_ack confirmed it within "
+                        "%g s (if the primary fails now, it is done again)",
+                        script.name,
+                        confirmed,
+                        wait,
+                        WAIT_TIMEOUT_MS / 1000,
+                    )
+            else:
+                reply = await future
             if not isinstance(reply, hiredis.ReplyError):
                 return reply
             message = str(reply)

@@ -64,7 +64,9 @@ class ClusterAsyncLane(AsyncLane):
             found = self._nodes[node.name] = redis.asyncio.Redis.from_pool(pool)
         return node.name, found
 
-    async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
+    async def run(
+        self, script: Script, keys: Sequence[str], args: Sequence[Any] = (), wait: int = 0
+    ) -> Any:
         try:
             name, node = self._node(keys[0])
         except (redis.RedisError, LookupError, IndexError):
@@ -78,9 +80,11 @@ class ClusterAsyncLane(AsyncLane):
             usable = False  # that primary is gone: redis-py finds its successor
         if usable:
             try:
-                return await lane.run(script, keys, args)
+                return await lane.run(script, keys, args, wait)
             except REDIRECTED:
                 pass  # the script did not run there
+        # (a call redirected here is not waited for: WAIT needs the connection that wrote,
+        # and the redirection is followed on one of redis-py's; docs/scaling.md)
         return await script.run_async(self.client, keys, args)
 
     def block_lane(self, key: str) -> AsyncLane:
