@@ -173,7 +173,8 @@ class Fetcher:
         )
         waker.cancel()
         for qname, task in list(self.blockers.items()):
-            if task in done:
+            # once quiet, what a fetch claimed is not started: _drain_blockers returns it
+            if task in done and not self.quiet:
                 del self.blockers[qname]
                 items = task.result()
                 for i in range(0, len(items), 2):
@@ -272,22 +273,23 @@ class Fetcher:
         in the block's last second is taken only to be handed back, and an idle worker
         stops in milliseconds. A fetch not blocked yet ends on its own timeout."""
         for qname, blocker in self.blockers.items():
+            task = asyncio.ensure_future(self._unblock(qname, blocker))
+            self._unblocking.add(task)
+            task.add_done_callback(self._unblocking.discard)
+
+    async def _unblock(self, qname: str, blocker: asyncio.Task[Any]) -> None:
+        # the BLMOVE may still be on its way to the server (or its lane still opening,
+        # its CLIENT ID unknown): try again for a moment
+        for _ in range(50):
+            if blocker.done():
+                return
             client_id = self.block_ids.get(qname)
             lane = self.lanes.get(qname)
             if client_id is not None and lane is not None:
                 # to the server the lane is connected to (on a cluster: its queue's primary)
-                task = asyncio.ensure_future(self._unblock(lane.client, client_id, blocker))
-                self._unblocking.add(task)
-                task.add_done_callback(self._unblocking.discard)
-
-    async def _unblock(self, client: Any, client_id: int, blocker: asyncio.Task[Any]) -> None:
-        # the BLMOVE may still be on its way to the server: try again for a moment
-        for _ in range(20):
-            if blocker.done():
-                return
-            with contextlib.suppress(*RETRYABLE):
-                if await client.client_unblock(client_id):
-                    return
+                with contextlib.suppress(*RETRYABLE):
+                    if await lane.client.client_unblock(client_id):
+                        return
             await asyncio.sleep(0.01)
 
     async def _drop_block_lane(self, qname: str) -> None:
