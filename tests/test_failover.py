@@ -8,6 +8,8 @@ are printed; benchmarks/failover.py measures the same at full size for docs/scal
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from steep import connection
@@ -90,3 +92,29 @@ def test_cluster_failover_loses_no_acknowledged_job(cluster, tmp_path):
     print("cluster failover, min_replicas_ack = 1:", figures)
     assert figures["lost"] == 0
     assert cluster.primary_of("steep:{default}:queued") is not primary
+
+
+def test_a_queue_slot_migrated_during_a_run_loses_nothing(cluster, tmp_path):
+    moved: list[tuple[object, object]] = []
+
+    def migrate() -> None:
+        thread = threading.Thread(
+            target=lambda: moved.append(cluster.migrate_slot_of("steep:{default}:queued")),
+            daemon=True,
+        )
+        thread.start()
+
+    figures = drain_through(
+        cluster.url,
+        jobs=1500,
+        processes=2,
+        replicas_ack=0,
+        kill=migrate,
+        kill_after=500,
+        workdir=tmp_path,
+    )
+    print("slot migration mid-run:", figures)
+    assert moved, "the migration did not finish"
+    source, target = moved[0]
+    assert cluster.primary_of("steep:{default}:queued") is target is not source
+    assert figures["lost"] == 0

@@ -195,6 +195,26 @@ class Cluster:
         thread.start()
         return thread
 
+    def migrate_slot_of(self, key: str, batch: int = 20) -> tuple[Node, Node]:
+        """Move the slot of `key` to another primary the way an operator's reshard does
+        (SETSLOT IMPORTING/MIGRATING, MIGRATE a few keys at a time, SETSLOT NODE), while
+        clients keep using it. Returns (source, target)."""
+        source = self.primary_of(key)
+        target = next(n for n in self.nodes[:3] if n is not source and n.alive)
+        slot = int(source.client.execute_command("CLUSTER", "KEYSLOT", key))
+        source_id, target_id = self.node_id(source), self.node_id(target)
+        target.client.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+        source.client.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        while keys := source.client.execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch):
+            source.client.execute_command(
+                "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys
+            )
+            time.sleep(0.01)  # let clients in between: they meet ASK and TRYAGAIN
+        for node in (target, source, *[n for n in self.nodes if n.alive]):
+            with contextlib.suppress(redis.ResponseError):  # a replica may refuse: gossip
+                node.client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        return source, target
+
     def _promoted(self, dead: Node) -> bool:
         """Every live node is ok and none names `dead` as the owner of a slot."""
         live = [n for n in self.nodes if n.alive]
