@@ -121,6 +121,7 @@ class Cluster:
                 args = ["--cluster-enabled", "yes", "--cluster-port", str(bus)]
                 args += ["--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1500"]
                 args += ["--appendonly", "yes", "--appendfsync", "everysec"]
+                args += ["--repl-diskless-sync-delay", "0"]
                 self.nodes.append(Node(self.root, port, args, f"node{i}"))
             self._form(primaries, ports)
         except BaseException:
@@ -253,7 +254,9 @@ class SentinelGroup:
         self.data: list[Node] = []
         self.sentinels: list[Node] = []
         try:
+            # no wait for more replicas before the first full sync (5 s by default)
             durable = ["--appendonly", "yes", "--appendfsync", "everysec"]
+            durable += ["--repl-diskless-sync-delay", "0"]
             self.data.append(Node(self.root, ports[0], durable, "primary"))
             for i in (1, 2):
                 replica = [*durable, "--replicaof", "127.0.0.1", str(ports[0])]
@@ -296,6 +299,14 @@ class SentinelGroup:
             return True
 
         _until(ready, timeout, "the sentinels to see the whole group")
+
+        def synced() -> bool:
+            replicas = [n.client.info("replication") for n in self.data if n.alive]
+            links = [r.get("master_link_status") for r in replicas if r["role"] == "slave"]
+            return len(links) >= replicas_wanted and all(link == "up" for link in links)
+
+        replicas_wanted = replicas
+        _until(synced, timeout, "the replicas to finish their first sync")
 
     def primary(self) -> Node:
         """The data node the sentinels name as primary now."""
@@ -376,12 +387,17 @@ def drain_through(
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.05)
-        # the drain is over once every job ran and the count stays put for a moment
+        # the drain is over once every job ran, or (jobs were lost) nothing has run for
+        # longer than any recovery takes (the stray check, a reaped worker: seconds)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        seen, since = -1, time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - since < 20:
             with contextlib.suppress(Exception):
-                if client.scard("test:seen:fo") >= jobs:
+                now_seen = int(client.scard("test:seen:fo"))
+                if now_seen >= jobs:
                     break
+                if now_seen != seen:
+                    seen, since = now_seen, time.monotonic()
             time.sleep(0.1)
         time.sleep(1.0)  # late duplicates (jobs returned by the stray check) are counted
         seen = int(client.scard("test:seen:fo"))

@@ -187,15 +187,13 @@ def check_topology(topology: Topology) -> None:
             list(topology.hosts), sentinel_kwargs=_sentinel_kwargs(topology)
         )
         try:
-            group.discover_master(topology.service)
-        except redis.sentinel.MasterNotFoundError:
-            answered = _sentinels_answering(group)
-            if answered:
+            known = _sentinels_know(group, topology.service)
+            if known is False:
                 raise TopologyError(
                     f"the Sentinel group at {topology.where} does not monitor a service "
                     f"named {topology.service!r}; check the name after the hosts "
                     "(SENTINEL MASTERS on a sentinel lists them)"
-                ) from None
+                )
         finally:
             for sentinel in group.sentinels:
                 sentinel.close()
@@ -203,23 +201,28 @@ def check_topology(topology: Topology) -> None:
     covered = _slots_covered(topology)
     if covered is not None and covered < 16384:
         raise TopologyError(
-            f"the cluster at {topology.where} serves only {covered} of its 16384 slots; "
-            "assign the rest (CLUSTER ADDSLOTSRANGE) or wait for a failover to finish"
+            f"the cluster at {topology.where} has only {covered} of its 16384 slots "
+            "assigned; assign the rest (CLUSTER ADDSLOTSRANGE)"
         )
 
 
-def _sentinels_answering(group: redis.sentinel.Sentinel) -> bool:
+def _sentinels_know(group: redis.sentinel.Sentinel, service: str) -> bool | None:
+    """Whether the first sentinel that answers monitors `service` (None: none answers).
+    A primary that is down right now (a failover in progress) is still known: the
+    clients' retries find its successor."""
     for sentinel in group.sentinels:
         try:
-            sentinel.ping()
-            return True
+            masters = sentinel.sentinel_masters()
         except (redis.RedisError, OSError):
             continue
-    return False
+        return service in masters
+    return None
 
 
 def _slots_covered(topology: Topology) -> int | None:
-    """How many slots the first answering node says are served (None: none answered)."""
+    """How many slots the first answering node says are assigned (None: none answered).
+    Assigned, not `ok`: during a failover a primary's slots are failing but still its,
+    and a worker started then must wait for the promotion, not refuse to start."""
     for host, port in topology.hosts:
         node = redis.Redis(host=host, port=port, socket_timeout=2.0, **_auth(topology))
         try:
@@ -234,10 +237,10 @@ def _slots_covered(topology: Topology) -> int | None:
             node.close()
         text = info.decode() if isinstance(info, bytes) else str(info)
         for line in text.splitlines():
-            if line.startswith("cluster_slots_ok:"):
+            if line.startswith("cluster_slots_assigned:"):
                 return int(line.split(":", 1)[1])
         if isinstance(info, dict):
-            return int(info.get("cluster_slots_ok", 0))
+            return int(info.get("cluster_slots_assigned", 0))
     return None
 
 
