@@ -8,11 +8,14 @@ are printed; benchmarks/failover.py measures the same at full size for docs/scal
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import threading
 
 import pytest
 
 from steep import connection
+from steep.replicas import NotReplicated
 from steep.settings import ConfigError, Settings, configure, reset_settings
 from tests import jobs
 from tests.conftest import wait_for
@@ -60,6 +63,18 @@ def test_enqueue_through_sentinel_lands_on_the_primary_and_waits_for_a_replica(g
     # min_replicas_ack = 1: the enqueue returned after a replica had it, so it is there now
     replicas = [n for n in group.data if n is not primary]
     assert any(r.client.hexists("steep:{default}:jobs", job.id) for r in replicas)
+    # replicas that cannot answer (stopped): the enqueue says so instead of returning,
+    # from the sync producer and from the asyncio one alike
+    for replica in replicas:
+        replica.proc.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(NotReplicated, match="only 0 of the 1 replicas"):
+            jobs.add.enqueue(3, 4)
+        with pytest.raises(NotReplicated, match="only 0 of the 1 replicas"):
+            asyncio.run(jobs.async_add.aenqueue(5, 6))
+    finally:
+        for replica in replicas:
+            replica.proc.send_signal(signal.SIGCONT)
 
 
 def test_sentinel_failover_loses_no_acknowledged_job(group, tmp_path):

@@ -7,6 +7,7 @@ also records the queue's name in the global set of queues.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Iterable, Sequence
@@ -19,6 +20,7 @@ from steep.job import Envelope, Job, encode_envelope, new_job_id
 from steep.lane import run_idempotent
 from steep.lane_cluster import is_cluster
 from steep.options import JobOptions
+from steep.settings import get_settings
 
 # one call of a job in enqueue_many: its arguments, or (arguments, keyword arguments)
 Call = Sequence[Any] | tuple[Sequence[Any], dict[str, Any]]
@@ -145,7 +147,7 @@ def enqueue(
 def _enqueue_replicated(client: Any, queue: str, argv: Sequence[Any]) -> None:
     from steep.replicas import NotReplicated, run_replicated
 
-    wanted = replicas_to_wait()
+    wanted = get_settings().min_replicas_ack
     _, confirmed = run_replicated(SCRIPTS.enqueue, client, _queue_keys(queue), argv, wanted)
     if confirmed < wanted:
         raise NotReplicated(f"job {argv[0]!r} enqueued on {queue!r}", confirmed, wanted)
@@ -169,9 +171,14 @@ async def aenqueue(
         if opts.pusher is not None:
             pushed = await opts.pusher.apush(client, [envelope], [payload], opts, at)
             return pushed[0] if pushed else _handle(envelope)
-        await SCRIPTS.enqueue.run_async(
-            client, _queue_keys(envelope.queue), _argv(envelope.id, payload, at)
-        )
+        if get_settings().min_replicas_ack:
+            # the sync path's WAIT, in a thread: this loop keeps running meanwhile
+            argv = _argv(envelope.id, payload, at)
+            await asyncio.to_thread(_enqueue_replicated, get_client(), envelope.queue, argv)
+        else:
+            await SCRIPTS.enqueue.run_async(
+                client, _queue_keys(envelope.queue), _argv(envelope.id, payload, at)
+            )
     return _handle(envelope)
 
 

@@ -72,25 +72,45 @@ def _run_and_wait(
     args: Sequence[Any],
     replicas: int,
 ) -> tuple[Any, int]:
-    for attempt in (1, 2):
-        pipe = target.pipeline(transaction=False)
-        pipe.evalsha(script.sha, len(keys), *keys, *args)
-        pipe.execute_command("WAIT", replicas, WAIT_TIMEOUT_MS)
-        reply, confirmed = pipe.execute(raise_on_error=False)
-        if isinstance(reply, NoScriptError) and attempt == 1:
-            target.script_load(script.source)
-            continue
-        if isinstance(reply, redis.exceptions.ResponseError) and hasattr(
-            client, "get_node_from_key"
-        ):
-            # MOVED / ASK mid-migration: let redis-py follow it, then wait on that node
-            reply = script(client, keys, args)
-            confirmed = client.get_node_from_key(keys[0]).redis_connection.execute_command(
-                "WAIT", replicas, WAIT_TIMEOUT_MS
+    """The script and its WAIT on one pooled connection, sent together and never
+    repeated: WAIT counts the replicas that reached *this connection's* last write, so a
+    retry on another connection (after a timeout) whose script wrote nothing new (the
+    job was there already) would be confirmed at once, whatever the replicas hold."""
+    pool = target.connection_pool
+    conn = pool.get_connection()
+    try:
+        # WAIT must answer before the socket times out, or its answer is lost
+        timeout = conn.socket_timeout
+        wait_ms = WAIT_TIMEOUT_MS if not timeout else min(WAIT_TIMEOUT_MS, int(timeout * 800))
+        for attempt in (1, 2):
+            conn.send_packed_command(
+                conn.pack_commands(
+                    [
+                        ("EVALSHA", script.sha, len(keys), *keys, *args),
+                        ("WAIT", replicas, wait_ms),
+                    ]
+                )
             )
-        elif isinstance(reply, Exception):
-            raise reply
-        if isinstance(confirmed, Exception):
-            raise confirmed
-        return reply, int(confirmed)
+            try:
+                reply: Any = conn.read_response()
+            except redis.ResponseError as exc:
+                reply = exc
+            confirmed = conn.read_response()
+            if isinstance(reply, NoScriptError) and attempt == 1:
+                conn.send_command("SCRIPT", "LOAD", script.source)
+                conn.read_response()
+                continue
+            if isinstance(reply, Exception):
+                if hasattr(client, "get_node_from_key"):
+                    # MOVED / ASK mid-migration: nothing ran; the caller tries again on
+                    # the owner the refreshed slot table names
+                    with contextlib.suppress(redis.RedisError, OSError):
+                        client.nodes_manager.initialize()
+                raise reply
+            return reply, int(confirmed)
+    except BaseException:
+        conn.disconnect()  # a reply may be left unread: never reuse this connection
+        raise
+    finally:
+        pool.release(conn)
     raise AssertionError("unreachable")  # pragma: no cover
