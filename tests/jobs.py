@@ -208,14 +208,15 @@ def _record_run(prefix: str) -> None:
 
 @job(queue="default", limits=[exports_limit], retries=3)
 def limited_export(seconds: float) -> None:
-    """Counts how many run at once (test:running, its maximum in test:max)."""
+    """Counts how many run at once (test:{export}:running, its maximum in
+    test:{export}:max: one hash tag, so the script runs on a cluster too)."""
     r = get_client()
     _record_run("test:export")
-    r.eval(_ENTER, 2, "test:running", "test:max")
+    r.eval(_ENTER, 2, "test:{export}:running", "test:{export}:max")
     try:
         time.sleep(seconds)  # the work the limit protects
     finally:
-        r.decr("test:running")
+        r.decr("test:{export}:running")
         r.incr("test:export:done")
 
 

@@ -16,6 +16,7 @@ from steep.connection import get_keys, reset_clients
 from steep.job import decode_envelope
 from steep.settings import configure
 from tests import jobs
+from tests.conftest import cluster_skip
 
 
 def envelope_of(client, handle: Job):
@@ -112,6 +113,7 @@ def test_enqueue_in_the_past_queues_now(client):
     assert handle.status is JobStatus.QUEUED
 
 
+@cluster_skip("it counts the commands of one server (INFO commandstats)")
 def test_enqueue_many_one_round_trip(client):
     client.config_resetstat()
     handles = jobs.add.enqueue_many([(i, i) for i in range(1000)] + [((1,), {"b": 2})])

@@ -8,7 +8,7 @@ import time
 from steep.connection import SCRIPTS, get_keys
 from steep.worker.heartbeat import reap_expired, sweep_orphans
 from tests import jobs
-from tests.conftest import holds_for, wait_for
+from tests.conftest import cluster_skip, holds_for, wait_for
 
 
 def strand(client, job_id_owner: str, handle) -> None:
@@ -81,6 +81,7 @@ def test_remote_quiet_and_stop(client, run_worker):
     wait_for(lambda: client.zscore(keys.workers, worker.worker_id) is None, message="stop")
 
 
+@cluster_skip("it counts the blocked clients of one server (INFO clients)")
 def test_quiet_ends_a_blocked_fetch_at_once(client, run_worker, monkeypatch):
     """A worker idle in its blocking fetch goes quiet at once (CLIENT UNBLOCK): a job that
     arrives right after is not taken, not even to be handed back."""

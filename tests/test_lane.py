@@ -18,7 +18,11 @@ from steep import lane
 from steep.connection import Script, get_client, get_keys, make_async_client
 from steep.job import decode_envelope
 from tests import jobs
-from tests.conftest import wait_for
+from tests.conftest import cluster_skip, wait_for
+
+# a cluster's lanes (one per primary, redirections handed to redis-py) are proven by
+# tests/test_failover.py and the cluster run of the whole suite
+pytestmark = cluster_skip("these look inside the lanes and CLIENT LIST of one server")
 
 
 def queued_ids(client, queue: str = "default") -> list[str]:

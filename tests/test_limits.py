@@ -71,7 +71,7 @@ def test_concurrency_ceiling_holds_across_worker_processes(client, worker_cli):
         timeout=90,
         message=f"30 limited jobs; worker output:\n{cli.text[-3000:]}",
     )
-    assert int(client.get("test:max")) == limit  # reached, never exceeded
+    assert int(client.get("test:{export}:max")) == limit  # reached, never exceeded
     # refusals were deferrals: no attempt spent, nothing failed
     assert _ints(client, "test:export:attempts") == [1] * 30
     assert sum(_ints(client, "test:export:deferred")) > 0

@@ -191,7 +191,8 @@ FILE_ERRORS = [
     ),
     (
         'redis_url = "localhost:6379"\n',
-        "steep.toml:1: 'redis_url' must be a redis://, rediss:// or unix:// URL, "
+        "steep.toml:1: 'redis_url' must be a redis://, rediss://, unix://, redis+sentinel:// or "
+        "redis+cluster:// URL, "
         "got 'localhost:6379'",
     ),
     ("shutdown_timeout = -1\n", "steep.toml:1: 'shutdown_timeout' must be at least 0, got -1"),
@@ -316,7 +317,8 @@ def test_passwords_never_appear_in_errors(tmp_path: Path) -> None:
         load_settings(elsewhere, {"STEEP_REDIS_URL": "tcp://:hunter2@host"})
     assert (
         str(caught.value)
-        == "STEEP_REDIS_URL: 'tcp://:***@host' is not a redis://, rediss:// or unix:// URL"
+        == "STEEP_REDIS_URL: 'tcp://:***@host' is not a redis://, rediss://, unix://, "
+        "redis+sentinel:// or redis+cluster:// URL"
     )
 
 

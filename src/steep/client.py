@@ -7,6 +7,7 @@ also records the queue's name in the global set of queues.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -14,10 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from steep import middleware, settings
-from steep.connection import SCRIPTS, get_async_client, get_client, get_keys
+from steep.connection import SCRIPTS, get_async_client, get_client, get_keys, replicas_to_wait
 from steep.errors import PayloadTooLarge
 from steep.job import Envelope, Job, encode_envelope, new_job_id
 from steep.lane import run_idempotent
+from steep.lane_cluster import is_cluster
 from steep.options import JobOptions
 from steep.settings import get_settings
 
@@ -160,10 +162,25 @@ def enqueue(
         if opts.pusher is not None:
             pushed = opts.pusher.push(client, [envelope], [payload], opts, at)
             return pushed[0] if pushed else _handle(envelope)
-        run_idempotent(
-            SCRIPTS.enqueue, client, _queue_keys(envelope.queue), _argv(envelope.id, payload, at)
-        )
+        if replicas_to_wait():
+            _enqueue_replicated(client, envelope.queue, _argv(envelope.id, payload, at))
+        else:
+            run_idempotent(
+                SCRIPTS.enqueue,
+                client,
+                _queue_keys(envelope.queue),
+                _argv(envelope.id, payload, at),
+            )
     return _handle(envelope)
+
+
+def _enqueue_replicated(client: Any, queue: str, argv: Sequence[Any]) -> None:
+    from steep.replicas import NotReplicated, run_replicated
+
+    wanted = get_settings().min_replicas_ack
+    _, confirmed = run_replicated(SCRIPTS.enqueue, client, _queue_keys(queue), argv, wanted)
+    if confirmed < wanted:
+        raise NotReplicated(f"job {argv[0]!r} enqueued on {queue!r}", confirmed, wanted)
 
 
 async def aenqueue(
@@ -186,9 +203,14 @@ async def aenqueue(
         if opts.pusher is not None:
             pushed = await opts.pusher.apush(client, [envelope], [payload], opts, at)
             return pushed[0] if pushed else _handle(envelope)
-        await SCRIPTS.enqueue.run_async(
-            client, _queue_keys(envelope.queue), _argv(envelope.id, payload, at)
-        )
+        if get_settings().min_replicas_ack:
+            # the sync path's WAIT, in a thread: this loop keeps running meanwhile
+            argv = _argv(envelope.id, payload, at)
+            await asyncio.to_thread(_enqueue_replicated, get_client(), envelope.queue, argv)
+        else:
+            await SCRIPTS.enqueue.run_async(
+                client, _queue_keys(envelope.queue), _argv(envelope.id, payload, at)
+            )
     return _handle(envelope)
 
 
@@ -255,8 +277,24 @@ def _push_many(queue: str, argv: list[Any]) -> None:
         client.sadd(queues_key, queue)
     keys = _queue_keys(queue)
     step = _CHUNK * 3
+    if wanted := replicas_to_wait():
+        from steep.replicas import NotReplicated, run_replicated
+
+        for start in range(0, len(argv), step):
+            chunk = argv[start : start + step]
+            _, confirmed = run_replicated(SCRIPTS.enqueue, client, keys, chunk, wanted)
+            if confirmed < wanted:
+                raise NotReplicated(
+                    f"{len(chunk) // 3} jobs enqueued on {queue!r}", confirmed, wanted
+                )
+        return
     if len(argv) <= step:
         SCRIPTS.enqueue(client, keys, argv)
+        return
+    if is_cluster(client):
+        # redis-py's cluster pipelines refuse scripts: one call per chunk (one slot)
+        for start in range(0, len(argv), step):
+            SCRIPTS.enqueue(client, keys, argv[start : start + step])
         return
     SCRIPTS.enqueue(client, keys, argv[:3])  # loads the script once if the server lacks it
     pipe = client.pipeline(transaction=False)

@@ -20,14 +20,28 @@ from typing import Any
 import redis
 import redis.asyncio
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import (
+    ClusterDownError,
+    ClusterError,
+    NoScriptError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from steep.keys import Keys
 from steep.server import connection_kwargs
-from steep.settings import Settings, get_settings
+from steep.settings import ConfigError, Settings, get_settings
+from steep.topology import (
+    Topology,
+    TopologyError,
+    check_topology,
+    make_async,
+    make_sync,
+    parse_topology,
+)
 
 KeyArgs = Sequence[str]
 ArgvArgs = Sequence[str | bytes | int | float]
@@ -107,7 +121,18 @@ class Scripts:
 
 SCRIPTS = Scripts()
 
-RETRYABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+# What a loop rides out by retrying: a lost connection, and on a cluster a failover or a
+# slot migration in progress (redis-py's cluster client has retried those already).
+RETRYABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    OSError,
+    ClusterDownError,
+    TryAgainError,
+    ClusterError,
+    SlotNotCoveredError,
+)
 
 
 def _client_options(settings: Settings) -> dict[str, Any]:
@@ -119,21 +144,44 @@ def _client_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _topology(settings: Settings) -> Topology | None:
+    """The Sentinel group or Cluster of the settings (checked once per URL and process:
+    a wrong service name or uncovered slots is a ConfigError naming redis_url)."""
+    if not settings.redis_url or (topology := parse_topology(settings.redis_url)) is None:
+        return None
+    if settings.redis_url not in _checked:
+        try:
+            check_topology(topology)
+        except TopologyError as exc:
+            raise ConfigError(f"redis_url: {exc}") from None
+        _checked.add(settings.redis_url)
+    return topology
+
+
+_checked: set[str] = set()
+
+
 def make_client(settings: Settings | None = None) -> redis.Redis:
-    """A new sync client (the caller owns and closes it)."""
+    """A new sync client (the caller owns and closes it). For a Cluster it is a
+    redis.cluster.RedisCluster, which has the same commands (typed as redis.Redis here
+    so that callers need no cast: steep uses only what both have)."""
     settings = settings or get_settings()
-    target = connection_kwargs(settings)
     options = _client_options(settings)
+    if (topology := _topology(settings)) is not None:
+        return make_sync(topology, options)  # type: ignore[no-any-return]
+    target = connection_kwargs(settings)
     if "url" in target:
         return redis.Redis.from_url(target["url"], **options)
     return redis.Redis(**target, **options)
 
 
 def make_async_client(settings: Settings | None = None) -> redis.asyncio.Redis:
-    """A new async client (the caller owns and closes it)."""
+    """A new async client (the caller owns and closes it; see make_client)."""
     settings = settings or get_settings()
-    target = connection_kwargs(settings)
     options = _client_options(settings)
+    if (topology := _topology(settings)) is not None:
+        return make_async(topology, options)  # type: ignore[no-any-return]
+    target = connection_kwargs(settings)
     if "url" in target:
         return redis.asyncio.Redis.from_url(target["url"], **options)
     return redis.asyncio.Redis(**target, **options)
@@ -154,8 +202,19 @@ def get_client() -> redis.Redis:
         return current[1]
     with _lock:
         if _sync_client is None or _sync_client[0] != os.getpid():
+            global _replicas
+            _replicas = get_settings().min_replicas_ack
             _sync_client = (os.getpid(), make_client())
         return _sync_client[1]
+
+
+# min_replicas_ack of the settings the process-wide client was made from (steep.replicas)
+_replicas = 0
+
+
+def replicas_to_wait() -> int:
+    """How many replicas an enqueue through get_client() waits for (min_replicas_ack)."""
+    return _replicas
 
 
 def get_async_client() -> redis.asyncio.Redis:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 from collections import deque
@@ -55,6 +56,8 @@ except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
 
 if TYPE_CHECKING:
     from steep.connection import Script
+
+log = logging.getLogger("steep.lane")
 
 # Idle lanes kept per process; more threads than this open and close their own.
 MAX_IDLE = 16
@@ -137,7 +140,10 @@ class Lanes:
             lane.close()
             raise
         if isinstance(reply, hiredis.ReplyError):
-            self._give_back(lane)
+            if str(reply).startswith("READONLY"):
+                lane.close()  # a primary demoted by a failover: the next lane finds the new one
+            else:
+                self._give_back(lane)
             return _FALLBACK
         self._give_back(lane)
         return reply
@@ -162,8 +168,8 @@ def _lanes_for(client: redis.Redis) -> Lanes | None:
     current = _lanes
     if current is not None and current.client is client and current.pid == os.getpid():
         return None if current.broken else current
-    if hiredis is None:
-        return None
+    if hiredis is None or not hasattr(client, "connection_pool"):
+        return None  # a cluster client: run_idempotent picks the lanes of a node
     with _lock:
         if _lanes is None or _lanes.client is not client or _lanes.pid != os.getpid():
             if _lanes is not None:
@@ -177,11 +183,36 @@ def run_idempotent(
 ) -> Any:
     """Run `script` (safe to run twice) on a lane of `client`; the regular path on trouble."""
     lanes = _lanes_for(client)
+    if lanes is None and keys and hasattr(client, "get_node_from_key"):
+        lanes = _node_lanes(client, keys[0])
     if lanes is not None:
         reply = lanes.call(hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args)))
         if reply is not _FALLBACK:
             return reply
     return script(client, keys, args)
+
+
+# A cluster client's lanes: one Lanes per primary (by its plain redis-py client), of
+# this process only. A call routed by a stale slot table gets MOVED or ASK, which is an
+# error reply: the regular path (redis-py's cluster client) follows it and refreshes
+# the table the next call is routed by (see lane_cluster.py).
+_node_lanes_by_id: dict[tuple[int, int], Lanes] = {}
+
+
+def _node_lanes(client: Any, key: str) -> Lanes | None:
+    try:
+        node = client.get_node_from_key(key)
+    except (redis.RedisError, LookupError):
+        return None
+    plain = getattr(node, "redis_connection", None)
+    if plain is None:
+        return None
+    slot = (os.getpid(), id(plain))
+    lanes = _node_lanes_by_id.get(slot)
+    if lanes is None or lanes.client is not plain:
+        with _lock:
+            lanes = _node_lanes_by_id[slot] = Lanes(plain)
+    return None if lanes.broken else lanes
 
 
 def close_lanes() -> None:
@@ -191,6 +222,10 @@ def close_lanes() -> None:
         if _lanes is not None:
             _lanes.close()
         _lanes = None
+        for slot, lanes in list(_node_lanes_by_id.items()):
+            if slot[0] == os.getpid():
+                lanes.close()
+        _node_lanes_by_id.clear()
 
 
 def reply_error(message: str) -> Exception:
@@ -203,6 +238,9 @@ def reply_error(message: str) -> Exception:
         return ResponseError(message)
     return error if isinstance(error, Exception) else ResponseError(message)
 
+
+# How long an acknowledgement waits for its replicas (min_replicas_ack; steep.replicas)
+WAIT_TIMEOUT_MS = 5000
 
 # Past this many bytes waiting in the socket buffer, a call waits for it to drain.
 _HIGH_WATER = 1 << 20
@@ -225,8 +263,12 @@ class AsyncLane:
         # (the connection's writer, its CLIENT ID), asked once per connection
         self._client_id: tuple[asyncio.StreamWriter, int] | None = None
 
-    async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
-        """Run `script` and return its reply; ConnectionError when the reply is lost."""
+    async def run(
+        self, script: Script, keys: Sequence[str], args: Sequence[Any] = (), wait: int = 0
+    ) -> Any:
+        """Run `script` and return its reply; ConnectionError when the reply is lost.
+        With `wait`, a WAIT for that many replicas follows on the same connection, and a
+        shortfall is logged (steep.replicas)."""
         for _ in range(2):
             writer = self._writer
             if writer is None:
@@ -237,13 +279,30 @@ class AsyncLane:
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._pending.append(future)
             writer.write(hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args)))
+            if wait:
+                waited = self.send("WAIT", wait, WAIT_TIMEOUT_MS)
             if writer.transport.get_write_buffer_size() > _HIGH_WATER:
                 with contextlib.suppress(OSError):  # a broken connection fails `future`
                     await writer.drain()
-            reply = await future
+            if wait:
+                reply, confirmed = await asyncio.gather(future, waited)
+                if not isinstance(confirmed, int) or confirmed < wait:
+                    log.warning(
+                        "%s: %s of the %d replicas of min_replicas_ack confirmed it within "
+                        "%g s (if the primary fails now, it is done again)",
+                        script.name,
+                        confirmed,
+                        wait,
+                        WAIT_TIMEOUT_MS / 1000,
+                    )
+            else:
+                reply = await future
             if not isinstance(reply, hiredis.ReplyError):
                 return reply
             message = str(reply)
+            if message.startswith("READONLY"):
+                self._drop(writer)  # a primary demoted by a failover: reconnect
+                raise ConnectionError(f"the server became a replica: {message}")
             if not message.startswith("NOSCRIPT"):
                 raise reply_error(message)
             # a fresh or restarted server: the script did not run; load it and send again
@@ -267,6 +326,12 @@ class AsyncLane:
 
             loading.add_done_callback(loaded)
         await asyncio.shield(loading)
+
+    def _drop(self, writer: asyncio.StreamWriter) -> None:
+        """Give this connection up; the next call opens another (its reader ends)."""
+        if self._writer is writer:
+            self._conn = self._writer = None
+        writer.close()
 
     async def open(self) -> bool:
         """Connect if needed; False when this lane cannot be used (redis-py must serve)."""
@@ -344,6 +409,14 @@ class AsyncLane:
                 future.set_exception(error)
         with contextlib.suppress(Exception):
             await conn.disconnect(nowait=True)
+
+    def block_lane(self, key: str) -> AsyncLane:
+        """A lane of its own for a blocking command on `key` (so that others do not queue
+        behind it); on a cluster, to the primary that serves `key` (lane_cluster.py)."""
+        return AsyncLane(self.client)
+
+    async def rerouted(self) -> None:
+        """A lane met a cluster redirection; only a cluster lane has a table to refresh."""
 
     async def aclose(self) -> None:
         reading, self._reading = self._reading, None

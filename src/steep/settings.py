@@ -90,6 +90,9 @@ class Settings:
     web_password: str | None = None
     web_token: str | None = None
     web_read_only: bool = False
+    # enqueues and acknowledgements wait (WAIT) until this many replicas have them, so
+    # that a failover loses none of them (docs/scaling.md); 0: do not wait
+    min_replicas_ack: int = 0
     cron: Any = ()  # the [cron] table: a tuple of steep.features.cron.CronEntry once checked
     # the staging toolkit's tables (checked by steep.mail and steep.data when imported):
     # [mail] with [<env>.mail] over it, [data] (scrub rules), [parity] (steep env diff)

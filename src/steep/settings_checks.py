@@ -117,8 +117,18 @@ def _queues(value: Any) -> tuple[str, ...]:
 def _redis_url(value: Any) -> str | None:
     if not (text := None if value is None else _string(value)):
         return None
+    from steep.topology import TopologyError, parse_topology
+
+    try:
+        if parse_topology(text) is not None:
+            return text
+    except TopologyError as exc:
+        raise Invalid(f"a usable URL ({exc})", repr(redacted_url(text))) from None
     if not text.lower().startswith(("redis://", "rediss://", "unix://")):
-        raise Invalid("a redis://, rediss:// or unix:// URL", repr(redacted_url(text)))
+        raise Invalid(
+            "a redis://, rediss://, unix://, redis+sentinel:// or redis+cluster:// URL",
+            repr(redacted_url(text)),
+        )
     return text
 
 
@@ -217,6 +227,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "web_password": _optional_string,
     "web_token": _optional_string,
     "web_read_only": _flag,
+    "min_replicas_ack": _number(int, 0),
     # checked by the feature that owns it (register_check)
     "cron": _as_given,
     "mail": _as_given,

@@ -22,6 +22,7 @@ from redis.exceptions import NoScriptError
 
 from steep.connection import RETRYABLE, SCRIPTS
 from steep.lane import AsyncLane, reply_error
+from steep.lane_cluster import REDIRECTED
 
 if TYPE_CHECKING:
     from steep.worker.process import WorkerProcess
@@ -176,7 +177,8 @@ class Fetcher:
         )
         waker.cancel()
         for qname, task in list(self.blockers.items()):
-            if task in done:
+            # once quiet, what a fetch claimed is not started: _drain_blockers returns it
+            if task in done and not self.quiet:
                 del self.blockers[qname]
                 items = task.result()
                 for i in range(0, len(items), 2):
@@ -197,10 +199,18 @@ class Fetcher:
             # a blocked BLMOVE): a lone job's wait is one round trip with little around it.
             lane = self.lanes.get(qname)
             if lane is None:
-                lane = self.lanes[qname] = AsyncLane(self.redis)
+                lane = self.lanes[qname] = self.lane.block_lane(qk.queued)
             if await lane.open():
                 self.block_ids[qname] = await lane.client_id()
                 return await self._block_on_lane(lane, qk.queued, keys, marker)
+        except REDIRECTED as exc:
+            # on a cluster, the queue's slot moved (or is moving, or its primary failed
+            # over): nothing ran; block again on the primary the refreshed table names
+            log.info("queue %s is served elsewhere now (%s); following it", qname, exc)
+            await self._drop_block_lane(qname)
+            await self.lane.rerouted()
+            await asyncio.sleep(0.05)
+            return []
         except RETRYABLE as exc:
             log.warning("lost connection to Redis while waiting for jobs (%s)", exc)
             await asyncio.sleep(0.5)
@@ -257,7 +267,7 @@ class Fetcher:
                 raise reply_error(str(claimed))
             # the server lacked the script (fresh or restarted): load and repeat
             if moved is None:
-                await self.redis.script_load(SCRIPTS.claim_moved.source)
+                await lane.client.script_load(SCRIPTS.claim_moved.source)
                 return []
             claimed = await SCRIPTS.claim_moved.run_async(self.redis, keys, [marker])
         await _after_give_back(moved, claimed)
@@ -269,21 +279,30 @@ class Fetcher:
         in the block's last second is taken only to be handed back, and an idle worker
         stops in milliseconds. A fetch not blocked yet ends on its own timeout."""
         for qname, blocker in self.blockers.items():
-            client_id = self.block_ids.get(qname)
-            if client_id is not None:
-                task = asyncio.ensure_future(self._unblock(client_id, blocker))
-                self._unblocking.add(task)
-                task.add_done_callback(self._unblocking.discard)
+            task = asyncio.ensure_future(self._unblock(qname, blocker))
+            self._unblocking.add(task)
+            task.add_done_callback(self._unblocking.discard)
 
-    async def _unblock(self, client_id: int, blocker: asyncio.Task[Any]) -> None:
-        # the BLMOVE may still be on its way to the server: try again for a moment
-        for _ in range(20):
+    async def _unblock(self, qname: str, blocker: asyncio.Task[Any]) -> None:
+        # the BLMOVE may still be on its way to the server (or its lane still opening,
+        # its CLIENT ID unknown): try again for a moment
+        for _ in range(50):
             if blocker.done():
                 return
-            with contextlib.suppress(*RETRYABLE):
-                if await self.redis.client_unblock(client_id):
-                    return
+            client_id = self.block_ids.get(qname)
+            lane = self.lanes.get(qname)
+            if client_id is not None and lane is not None:
+                # to the server the lane is connected to (on a cluster: its queue's primary)
+                with contextlib.suppress(*RETRYABLE):
+                    if await lane.client.client_unblock(client_id):
+                        return
             await asyncio.sleep(0.01)
+
+    async def _drop_block_lane(self, qname: str) -> None:
+        lane = self.lanes.pop(qname, None)
+        self.block_ids.pop(qname, None)
+        if lane is not None:
+            await lane.aclose()
 
     async def _drain_blockers(self) -> None:
         """Fetching has ended (quiet or stop): wait out the blocked fetches and give

@@ -57,7 +57,9 @@ def requeue_worker(
         return moved
     pipe = client.pipeline(transaction=False)
     pipe.zrem(keys.workers, worker_id)
-    pipe.delete(keys.worker(worker_id), keys.worker_signals(worker_id))
+    # one key per DEL: the two may live in different cluster slots
+    pipe.delete(keys.worker(worker_id))
+    pipe.delete(keys.worker_signals(worker_id))
     pipe.execute()
     return moved
 
@@ -160,10 +162,9 @@ class Heartbeat(threading.Thread):
         try:
             pipe = self.client.pipeline(transaction=False)
             pipe.zrem(self.keys.workers, self.process.worker_id)
-            pipe.delete(
-                self.keys.worker(self.process.worker_id),
-                self.keys.worker_signals(self.process.worker_id),
-            )
+            # one key per DEL: the two may live in different cluster slots
+            pipe.delete(self.keys.worker(self.process.worker_id))
+            pipe.delete(self.keys.worker_signals(self.process.worker_id))
             pipe.execute()
         except RETRYABLE as exc:
             log.warning("could not unregister worker %s: %s", self.process.worker_id, exc)

@@ -34,6 +34,7 @@ from steep.connection import RETRYABLE, SCRIPTS, close_async_client, make_async_
 from steep.errors import Cancelled
 from steep.keys import Keys
 from steep.lane import AsyncLane
+from steep.lane_cluster import async_lane
 from steep.settings import Settings, get_settings
 from steep.worker import control, loops
 from steep.worker.control import CANCEL_GRACE
@@ -219,7 +220,7 @@ class WorkerProcess:
         self._wake = asyncio.Event()  # something changed: a free slot, a stop, a quiet
         self.redis: redis.asyncio.Redis = make_async_client(self.settings)
         # claims and acks, the calls made per batch of jobs, go through a lean lane
-        self.lane = AsyncLane(self.redis)
+        self.lane = async_lane(self.redis)
         self.settler = Settler(self.redis, self.lane, self.qkeys, self.worker_id, self.settings)
         self.settler.on_first_ack = self.on_worked
         self.executor.redis = self.redis

@@ -220,10 +220,11 @@ class Settler:
                     keys.append(qk.result(job_id))
                     argv += (job_id, result, ttl)
             calls.append((keys, argv))
+        wait = self.settings.min_replicas_ack  # 0, or WAIT for replicas (steep.replicas)
         if len(calls) == 1:
-            await self.lane.run(SCRIPTS.ack, *calls[0])
+            await self.lane.run(SCRIPTS.ack, *calls[0], wait)
             return
-        await asyncio.gather(*(self.lane.run(SCRIPTS.ack, k, a) for k, a in calls))
+        await asyncio.gather(*(self.lane.run(SCRIPTS.ack, k, a, wait) for k, a in calls))
 
     async def _record_failure(self, outcome: Outcome) -> None:
         if (

@@ -1,0 +1,116 @@
+"""`min_replicas_ack`: a write returns only once that many replicas have it (WAIT).
+
+Redis replicates asynchronously: a primary that dies right after answering may take the
+last writes with it, and the replica promoted in its place never saw them. With
+`min_replicas_ack = N`, steep sends `WAIT N timeout` on the same connection right behind
+an enqueue or an acknowledgement, so the call returns only after N replicas confirmed
+the write (WAIT counts replicas that reached this connection's latest write, and every
+earlier write of the primary with it). The price is a round trip to the replicas on
+every enqueue and every batch of acknowledgements; docs/scaling.md has the figures.
+
+An enqueue whose replicas do not confirm in time raises NotReplicated (the job is on
+the primary and runs unless that primary fails before its replicas catch up); an
+acknowledgement that is not confirmed is logged (if it is lost, the job runs again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from redis.exceptions import NoScriptError
+
+from steep.connection import Script
+from steep.errors import SteepError
+
+# How long a write waits for its replicas before NotReplicated (a replica that lags by
+# more than this is the operator's problem to see, not a reason to hang producers).
+from steep.lane import WAIT_TIMEOUT_MS
+
+
+class NotReplicated(SteepError):
+    """Fewer replicas than `min_replicas_ack` confirmed a write within WAIT_TIMEOUT_MS."""
+
+    def __init__(self, what: str, confirmed: int, wanted: int) -> None:
+        super().__init__(
+            f"{what}: only {confirmed} of the {wanted} replicas that min_replicas_ack asks "
+            f"for confirmed it within {WAIT_TIMEOUT_MS / 1000:g} s; it is on the primary, "
+            "but a failover before the replicas catch up would lose it (check the replicas' "
+            "link to the primary: INFO replication)"
+        )
+        self.confirmed = confirmed
+        self.wanted = wanted
+
+
+def run_replicated(
+    script: Script, client: Any, keys: Sequence[str], args: Sequence[Any], replicas: int
+) -> tuple[Any, int]:
+    """Run `script`, then WAIT for `replicas` on the same connection: (reply, confirmed).
+
+    On a cluster the pipeline goes to the primary of the keys' slot (its plain client),
+    since WAIT only means something on the connection that wrote."""
+    if not hasattr(client, "get_node_from_key"):
+        return _run_and_wait(script, client, client, keys, args, replicas)
+    target = client.get_node_from_key(keys[0]).redis_connection
+    try:
+        return _run_and_wait(script, client, target, keys, args, replicas)
+    except (redis.ConnectionError, redis.TimeoutError):
+        # that primary is gone: read the slot table again (a replica may have taken
+        # over), so that the caller's next try goes to the new primary
+        with contextlib.suppress(redis.RedisError, OSError):
+            client.nodes_manager.initialize()
+        raise
+
+
+def _run_and_wait(
+    script: Script,
+    client: Any,
+    target: Any,
+    keys: Sequence[str],
+    args: Sequence[Any],
+    replicas: int,
+) -> tuple[Any, int]:
+    """The script and its WAIT on one pooled connection, sent together and never
+    repeated: WAIT counts the replicas that reached *this connection's* last write, so a
+    retry on another connection (after a timeout) whose script wrote nothing new (the
+    job was there already) would be confirmed at once, whatever the replicas hold."""
+    pool = target.connection_pool
+    conn = pool.get_connection()
+    try:
+        # WAIT must answer before the socket times out, or its answer is lost
+        timeout = conn.socket_timeout
+        wait_ms = WAIT_TIMEOUT_MS if not timeout else min(WAIT_TIMEOUT_MS, int(timeout * 800))
+        for attempt in (1, 2):
+            conn.send_packed_command(
+                conn.pack_commands(
+                    [
+                        ("EVALSHA", script.sha, len(keys), *keys, *args),
+                        ("WAIT", replicas, wait_ms),
+                    ]
+                )
+            )
+            try:
+                reply: Any = conn.read_response()
+            except redis.ResponseError as exc:
+                reply = exc
+            confirmed = conn.read_response()
+            if isinstance(reply, NoScriptError) and attempt == 1:
+                conn.send_command("SCRIPT", "LOAD", script.source)
+                conn.read_response()
+                continue
+            if isinstance(reply, Exception):
+                if hasattr(client, "get_node_from_key"):
+                    # MOVED / ASK mid-migration: nothing ran; the caller tries again on
+                    # the owner the refreshed slot table names
+                    with contextlib.suppress(redis.RedisError, OSError):
+                        client.nodes_manager.initialize()
+                raise reply
+            return reply, int(confirmed)
+    except BaseException:
+        conn.disconnect()  # a reply may be left unread: never reuse this connection
+        raise
+    finally:
+        pool.release(conn)
+    raise AssertionError("unreachable")  # pragma: no cover

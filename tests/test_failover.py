@@ -1,0 +1,135 @@
+"""Failover on real servers: a Sentinel group and a Cluster started here (topologies.py).
+
+Each test drains jobs through `steep worker` processes while a primary is SIGKILLed
+and a replica takes over; with `min_replicas_ack = 1` no acknowledged job may be lost,
+and nobody restarts a worker or the producer by hand. The figures (stall, duplicates)
+are printed; benchmarks/failover.py measures the same at full size for docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+
+import pytest
+
+from steep import connection
+from steep.replicas import NotReplicated
+from steep.settings import ConfigError, Settings, configure, reset_settings
+from tests import jobs
+from tests.conftest import wait_for
+from tests.topologies import Cluster, SentinelGroup, drain_through
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def group():
+    sentinels = SentinelGroup()
+    yield sentinels
+    sentinels.stop()
+    connection.reset_clients()
+    reset_settings()
+
+
+@pytest.fixture
+def cluster():
+    nodes = Cluster()
+    yield nodes
+    nodes.stop()
+    connection.reset_clients()
+    reset_settings()
+
+
+def test_a_sentinel_that_does_not_know_the_service_is_one_line(group):
+    url = group.url.rsplit("/", 1)[0] + "/payments"
+    with pytest.raises(ConfigError) as caught:
+        connection.make_client(Settings(redis_url=url))
+    assert str(caught.value).startswith("redis_url: the Sentinel group at 127.0.0.1:") and str(
+        caught.value
+    ).endswith(
+        "does not monitor a service named 'payments'; check the name after the hosts "
+        "(SENTINEL MASTERS on a sentinel lists them)"
+    )
+
+
+def test_enqueue_through_sentinel_lands_on_the_primary_and_waits_for_a_replica(group):
+    configure(redis_url=group.url, min_replicas_ack=1)
+    connection.reset_clients()
+    job = jobs.add.enqueue(1, 2)
+    primary = group.primary()
+    assert primary.client.hexists("steep:{default}:jobs", job.id)
+    # min_replicas_ack = 1: the enqueue returned after a replica had it, so it is there now
+    replicas = [n for n in group.data if n is not primary]
+    assert any(r.client.hexists("steep:{default}:jobs", job.id) for r in replicas)
+    # replicas that cannot answer (stopped): the enqueue says so instead of returning,
+    # from the sync producer and from the asyncio one alike
+    for replica in replicas:
+        replica.proc.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(NotReplicated, match="only 0 of the 1 replicas"):
+            jobs.add.enqueue(3, 4)
+        with pytest.raises(NotReplicated, match="only 0 of the 1 replicas"):
+            asyncio.run(jobs.async_add.aenqueue(5, 6))
+    finally:
+        for replica in replicas:
+            replica.proc.send_signal(signal.SIGCONT)
+
+
+def test_sentinel_failover_loses_no_acknowledged_job(group, tmp_path):
+    figures = drain_through(
+        group.url,
+        jobs=1500,
+        processes=2,
+        replicas_ack=1,
+        kill=lambda: group.primary().kill(),
+        kill_after=500,
+        workdir=tmp_path,
+    )
+    print("sentinel failover, min_replicas_ack = 1:", figures)
+    assert figures["lost"] == 0
+    new_primary = wait_for(lambda: group.primary().alive and group.primary(), 30)
+    assert new_primary is not group.data[0]
+
+
+def test_cluster_failover_loses_no_acknowledged_job(cluster, tmp_path):
+    primary = cluster.primary_of("steep:{default}:queued")
+    figures = drain_through(
+        cluster.url,
+        jobs=1500,
+        processes=2,
+        replicas_ack=1,
+        kill=lambda: cluster.kill_primary_then_rejoin(primary),
+        kill_after=500,
+        workdir=tmp_path,
+    )
+    print("cluster failover, min_replicas_ack = 1:", figures)
+    assert figures["lost"] == 0
+    assert cluster.primary_of("steep:{default}:queued") is not primary
+
+
+def test_a_queue_slot_migrated_during_a_run_loses_nothing(cluster, tmp_path):
+    moved: list[tuple[object, object]] = []
+
+    def migrate() -> None:
+        thread = threading.Thread(
+            target=lambda: moved.append(cluster.migrate_slot_of("steep:{default}:queued")),
+            daemon=True,
+        )
+        thread.start()
+
+    figures = drain_through(
+        cluster.url,
+        jobs=1500,
+        processes=2,
+        replicas_ack=0,
+        kill=migrate,
+        kill_after=500,
+        workdir=tmp_path,
+    )
+    print("slot migration mid-run:", figures)
+    assert moved, "the migration did not finish"
+    source, target = moved[0]
+    assert cluster.primary_of("steep:{default}:queued") is target is not source
+    assert figures["lost"] == 0
