@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from steep.worker.process import WorkerProcess
 
 log = logging.getLogger("steep.worker")
+# seconds between measurements of this machine's clock against the server's (steep doctor)
+CLOCK_EVERY = 10.0
 
 
 def requeue_worker(
@@ -132,6 +134,7 @@ class Heartbeat(threading.Thread):
         self._last_reconcile = time.monotonic()
         self.started = time.time()
         self._skew: float | None = None
+        self._last_clock = -CLOCK_EVERY  # the first beat measures the clock offset
         self.register()
 
     def register(self) -> None:
@@ -203,11 +206,14 @@ class Heartbeat(threading.Thread):
             # this machine's clock minus the server's, measured on the previous beat
             pipe.hset(self.keys.worker(p.worker_id), "skew", round(self._skew, 3))
         pipe.lpop(self.keys.worker_signals(p.worker_id), 10)
-        pipe.time()
-        sent = time.time()
-        *_, popped, (seconds, micros) = pipe.execute()
-        # the server read its clock about halfway through the round trip
-        self._skew = (sent + time.time()) / 2 - (seconds + micros / 1e6)
+        *_, popped = pipe.execute()
+        if time.monotonic() - self._last_clock >= CLOCK_EVERY:
+            # a command of its own: a cluster's pipeline takes only keyed commands
+            self._last_clock = time.monotonic()
+            sent = time.time()
+            seconds, micros = self.client.time()
+            # the server read its clock about halfway through the round trip
+            self._skew = (sent + time.time()) / 2 - (seconds + micros / 1e6)
         signals = popped or []
         for raw in signals:
             self._control(raw.decode())
