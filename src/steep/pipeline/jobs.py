@@ -35,13 +35,17 @@ DEADLINE_SLACK = 5.0
 
 def conclude(run: Run, state: str, reason: str = "") -> bool:
     """Give the run its verdict (once) and tell the forge and the people who asked."""
-    if not store.finish_run(run, state, reason):
-        return False
     fresh = store.get_run(run.id) or run
+    if fresh.final:
+        return False
+    # steps that will never start are skipped *before* the verdict, so whoever sees the
+    # verdict sees them skipped (a step job starting meanwhile ends itself as cancelled)
     for step in fresh.steps:
         if step.state == "queued":  # a later stage, or a step no worker took in time
             step.state, step.reason = "skipped", f"the run ended before it started ({state})"
             store.save_step(run.id, step)
+    if not store.finish_run(run, state, reason):
+        return False
     log.info("run %s %s%s", run.id, state, f": {reason}" if reason else "")
     send_status.enqueue(run.id)
     notify_run.enqueue(run.id)
