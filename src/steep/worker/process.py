@@ -135,6 +135,7 @@ class WorkerProcess:
         self.weighted = any(q.weight for q in self.queues)
         self.batch_floor = max(1, self.concurrency // 2)
         self.running: dict[str, Running] = {}
+        self._side_tasks: set[asyncio.Task[None]] = set()  # bookkeeping beside the jobs
         self.processed = 0
         self.failed = 0
         self.exit_code = EXIT_OK
@@ -250,6 +251,8 @@ class WorkerProcess:
             )
             await self._shutdown(fetcher)
         finally:
+            if self._side_tasks:
+                await asyncio.wait(list(self._side_tasks), timeout=5)
             scheduler.cancel()
             metrics.cancel()
             await self.settler.close()
@@ -321,7 +324,10 @@ class WorkerProcess:
 
     def _start(self, qname: str, job_id: str, payload: bytes) -> None:
         if not payload:  # the claim found no envelope for the id, and dropped it
-            self.loop.create_task(self._dropped(qname, job_id))
+            task = self.loop.create_task(self._dropped(qname, job_id))
+            # kept until done: the shutdown waits for it, so a burst worker's count is written
+            self._side_tasks.add(task)
+            task.add_done_callback(self._side_tasks.discard)
             return
         task = self.loop.create_task(self._run_one(qname, job_id, payload))
         self.running[job_id] = Running(qname, job_id, payload, time.time(), task)
