@@ -59,7 +59,12 @@ def test_a_dead_step_stops_the_chain_until_it_is_retried(client, run_worker):
     assert bj.notes(client, "steps") == [] and ops.queue("default").size == 0
     # retried from the dead set, the step succeeds and the chain goes on
     client.delete("test:flag")
-    ops.retry_jobs("default", s.failed_ids)
+    [dead_id] = s.failed_ids
+    wait_for(
+        lambda: (j := ops.get_job("default", dead_id)) is not None and j.state == "dead",
+        message="the failed step in the dead set",
+    )
+    assert ops.retry_jobs("default", s.failed_ids) == 1
     s = state_is(b, "succeeded")
     assert (s.total, s.succeeded, s.failed) == (3, 3, 0)
     assert bj.notes(client, "steps") == [["ok"]]
