@@ -294,5 +294,5 @@ def server(host: str, port: int, builders: int) -> None:
         _fail(str(exc))
 
 
-# the environments' commands join the group
-from steep.cli import pipeline_deploys  # noqa: E402, F401
+# the environments' commands and the demo join the group
+from steep.cli import pipeline_demo, pipeline_deploys  # noqa: E402, F401
