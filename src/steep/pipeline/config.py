@@ -41,6 +41,7 @@ _PROJECT_KEYS = {
     "forge_api": "the forge's API base URL",
     "cancel_superseded": "cancel older unfinished runs of a branch",
     "secrets": "variables given to branch builds, masked in logs",
+    "deploy_secrets": "variables given to deploys only (a list, or a table by environment)",
     "notify_webhook": "a URL that gets a POST on a failed or fixed build",
     "notify_mail": "addresses mailed on a failed or fixed build",
 }
@@ -63,6 +64,8 @@ class Project:
     forge_api: str | None = None
     cancel_superseded: bool = True
     secrets: tuple[str, ...] = ()
+    # environment name (or "*": every one) -> the variables its deploys get, and no build
+    deploy_secrets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     notify_webhook: str | None = None
     notify_mail: tuple[str, ...] = ()
 
@@ -77,9 +80,16 @@ class Project:
         """The build secrets (`secrets = [...]`) that are set on this machine."""
         return {name: os.environ[name] for name in self.secrets if os.environ.get(name)}
 
+    def deploy_secret_values(self, env: str) -> dict[str, str]:
+        """The variables a deploy to `env` gets (never a build step, never a pull request)."""
+        names = (*self.deploy_secrets.get("*", ()), *self.deploy_secrets.get(env, ()))
+        return {name: os.environ[name] for name in names if os.environ.get(name)}
+
     def masked(self) -> list[str]:
         """Every secret value of this project that output must never show."""
         values = [*self.secret_values().values()]
+        for names in self.deploy_secrets.values():
+            values += [os.environ[name] for name in names if os.environ.get(name)]
         if secret := self.webhook_secret():
             values.append(secret.decode())
         if token := self.token():
@@ -200,6 +210,7 @@ def _project(name: str, table: Any) -> Project:
     if "secrets" in table:
         for secret in _strings(where, "secrets", table["secrets"]):
             _env_name(where, "secrets", secret)
+    deploy_secrets = _deploy_secrets(where, table.get("deploy_secrets", []))
     return Project(
         name=name,
         repo=_string(where, "repo", table["repo"]),
@@ -207,10 +218,25 @@ def _project(name: str, table: Any) -> Project:
         poll=float(poll),
         cancel_superseded=cancel,
         secrets=_strings(where, "secrets", table.get("secrets", [])),
+        deploy_secrets=deploy_secrets,
         notify_mail=_strings(where, "notify_mail", table.get("notify_mail", [])),
         **optional,
         **texts,
     )
+
+
+def _deploy_secrets(where: str, value: Any) -> dict[str, tuple[str, ...]]:
+    """`deploy_secrets = ["A"]` (every environment) or `{ production = ["A"] }`."""
+    if isinstance(value, dict):
+        found = {}
+        for env, names in value.items():
+            found[env] = _strings(where, f"deploy_secrets.{env}", names)
+    else:
+        found = {"*": _strings(where, "deploy_secrets", value)}
+    for names in found.values():
+        for name in names:
+            _env_name(where, "deploy_secrets", name)
+    return {env: names for env, names in found.items() if names}
 
 
 def _notify(table: Any) -> Notify:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from steep.pipeline import artifacts, deploys, git
@@ -97,7 +98,13 @@ def deploy_step(
     _claim(project.name, name, deploy.id, writer)
     if not artifacts.verify(path, digest):
         raise Refused(f"the artifact {path} does not match its digest: rebuild it (re-run)")
-    environ = {**base_environment(), "STEEP_SHA": sha, "STEEP_TREE": tree, "STEEP_RUN_ID": run.id}
+    environ = {
+        **base_environment(),
+        **project.deploy_secret_values(name),  # masked in every line: project.masked()
+        "STEEP_SHA": sha,
+        "STEEP_TREE": tree,
+        "STEEP_RUN_ID": run.id,
+    }
     deployment = Deployment(deploy, env, path, environ, writer.note, writer.line)
     try:
         if env.strategy == "releases":
@@ -114,10 +121,22 @@ def deploy_step(
             writer.note(deploy.reason)
     finally:
         deploy.finished_at = time.time()
+        _mask(deploy, writer.masker)
         deployments_done(deploy)
     if deploy.state == "succeeded":
         return "passed", None
     return "failed", deploy.reason
+
+
+def _mask(deploy: deploys.Deploy, masker: Callable[[str], str]) -> None:
+    """No secret in the record: a check's detail or a reason may quote what a command or
+    the app said."""
+    if deploy.reason:
+        deploy.reason = masker(deploy.reason)
+    for check in deploy.checks:
+        check.detail = masker(check.detail)
+    for phase in deploy.phases:
+        phase.note = masker(phase.note)
 
 
 def deployments_done(deploy: deploys.Deploy) -> None:
