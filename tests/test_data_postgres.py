@@ -7,9 +7,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -209,8 +211,9 @@ def test_an_unreachable_source_is_one_clear_line(envs, tmp_path: Path):
 
 
 def test_a_restore_that_fails_midway_leaves_staging_as_it_was(envs, postgres, tmp_path: Path):
-    # A full disk cannot be arranged here: this pg_restore (a stand-in wrapping the real
-    # one) restores everything, then fails the way a full disk makes it fail.
+    # A restore that fails after it restored everything, wherever a small disk cannot be
+    # mounted (the real full disk is the test below, as root): this pg_restore, a stand-in
+    # wrapping the real one, fails the way a full disk makes it fail.
     tools = tmp_path / "tools"
     tools.mkdir()
     real = Path(postgres.bin_dir)
@@ -226,3 +229,72 @@ def test_a_restore_that_fails_midway_leaves_staging_as_it_was(envs, postgres, tm
     assert "pg_restore into the scratch database" in done.stderr
     assert "No space left on device" in done.stderr and "staging is as it was" in done.stderr
     assert staging_untouched(envs, postgres)
+
+
+@pytest.fixture
+def small_disk(postgres):
+    """A tablespace on a real 24 MB filesystem (tmpfs, mounted for the test): room for a
+    staging database, not for production's copy beside it."""
+    import psycopg
+
+    if os.environ.get("STEEP_TEST_POSTGRES_URL"):
+        pytest.skip("the server is not this test's own: its disks cannot be arranged")
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root (CI runs as root)")
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        data_dir = conn.execute(b"SHOW data_directory").fetchone()[0]
+    owner = os.stat(data_dir)
+    # outside pytest's private folders, which the server's user cannot enter
+    mount = Path(tempfile.mkdtemp(prefix="steep-small-disk-", dir="/tmp"))
+    options = f"size=24m,uid={owner.st_uid},gid={owner.st_gid},mode=0700"
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here: {done.stderr.strip()}")
+    space = f"small_{os.getpid()}"
+    try:
+        with psycopg.connect(postgres.url, autocommit=True) as conn:
+            conn.execute(f"CREATE TABLESPACE {space} LOCATION '{mount}'".encode())
+        yield space
+    finally:
+        with psycopg.connect(postgres.url, autocommit=True) as conn:
+            for (name,) in conn.execute(
+                b"SELECT d.datname FROM pg_database d JOIN pg_tablespace t"
+                b" ON t.oid = d.dattablespace WHERE t.spcname = %s",
+                [space],
+            ).fetchall():
+                conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)'.encode())
+            conn.execute(f"DROP TABLESPACE IF EXISTS {space}".encode())
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+        mount.rmdir()
+
+
+def test_a_disk_that_fills_during_the_restore_leaves_staging_as_it_was(
+    envs, postgres, small_disk, tmp_path: Path
+):
+    import psycopg
+
+    # staging lives on the small filesystem; production holds more than is left there
+    staging = postgres.create("small_staging")
+    name = urlsplit(staging).path.lstrip("/")
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" SET TABLESPACE {small_disk}'.encode())
+    with psycopg.connect(staging) as conn:
+        conn.execute(b"CREATE TABLE staging_marker (id int)")
+    with psycopg.connect(envs.production) as conn:
+        conn.execute(
+            b"CREATE TABLE events (id serial PRIMARY KEY, payload text);"
+            b" INSERT INTO events (payload) SELECT md5(i::text) || repeat(md5((i * 7)::text), 3)"
+            b" FROM generate_series(1, 250000) AS i"
+        )
+    text = (tmp_path / "steep.toml").read_text()
+    (tmp_path / "steep.toml").write_text(text.replace(envs.staging, staging))
+    done = envs("copy", "production", "staging", "--yes")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "pg_restore into the scratch database" in done.stderr
+    assert "No space left on device" in done.stderr, done.stderr
+    assert "staging is as it was" in done.stderr
+    tables = {r[0] for r in query(staging, "SELECT tablename FROM pg_tables")}
+    assert "staging_marker" in tables and "events" not in tables
+    assert not [d for d in postgres.databases() if "_steep_" in d]  # no scratch left behind

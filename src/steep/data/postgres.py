@@ -82,8 +82,22 @@ def tool_env(info: dict[str, Any]) -> dict[str, str]:
 def run_tool(argv: list[str], env: dict[str, str], doing: str) -> None:
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        detail = (done.stderr or done.stdout).strip().splitlines()
-        raise CopyError(f"{doing} failed: {detail[-1] if detail else f'exit {done.returncode}'}")
+        raise CopyError(
+            f"{doing} failed: {_the_error(done.stderr or done.stdout, done.returncode)}"
+        )
+
+
+def _the_error(output: str, code: int) -> str:
+    """The line of a tool's output that says what went wrong: its last error line, not
+    the CONTEXT or HINT lines that follow it ("could not extend file ...: No space left
+    on device", not "CONTEXT: COPY events, line 89250")."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith(("CONTEXT:", "HINT:", "DETAIL:", "LINE ", "pg_restore: warning")):
+            continue
+        if "error" in line.lower() or "fatal" in line.lower():
+            return line
+    return lines[-1] if lines else f"exit {code}"
 
 
 def dump(source: str, out: Path, config: DataConfig) -> None:
@@ -126,8 +140,22 @@ class Server:
             self.conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone()
         )
 
+    def tablespace(self) -> str | None:
+        """The target's own tablespace, when it is not the server's default."""
+        row = self.conn.execute(
+            "SELECT t.spcname FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace"
+            " WHERE d.datname = %s",
+            [self.name],
+        ).fetchone()
+        return str(row[0]) if row and row[0] != "pg_default" else None
+
     def create(self, dbname: str) -> None:
-        self.conn.execute(f"CREATE DATABASE {quote(dbname)}".encode())
+        """The scratch database, where the target lives (its tablespace), so the copy
+        swapped in stays there and a disk that cannot hold it fails the restore, not
+        the target."""
+        space = self.tablespace()
+        where = f" TABLESPACE {quote(space)}" if space else ""
+        self.conn.execute(f"CREATE DATABASE {quote(dbname)}{where}".encode())
 
     def drop(self, dbname: str) -> None:
         self.conn.execute(f"DROP DATABASE IF EXISTS {quote(dbname)} WITH (FORCE)".encode())
