@@ -242,6 +242,7 @@ def record_live(deploy: Deploy) -> None:
     fields: dict[str, str | None] = {"deploy": deploy.id, "state": deploy.state}
     if live is not None:
         fields.update(
+            live_deploy=live.id,
             release=live.release,
             sha=live.sha,
             tree=live.tree,

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from steep.pipeline import artifacts, deploys, git
+from steep.pipeline import artifacts, deploys, git, lockfiles
 from steep.pipeline import config as pipeline_config
 from steep.pipeline.definition import Plan, Step
 from steep.pipeline.deploy import DeployFailed, Deployment, record_live
@@ -92,6 +92,8 @@ def deploy_step(
             by=run.meta.author,
             spec=to_json(env),
         )
+        deploy.lockfile, deploy.packages = lockfiles.pinned(lambda f: git.show(mirror, sha, f))
+        deploys.save(deploy)
     else:
         last = deploy.phases[-1].name if deploy.phases else "nothing"
         writer.note(f"resuming deploy {deploy.id} after {last}")
@@ -194,6 +196,8 @@ def rollback(project: str, name: str, release: str | None, by: str) -> deploys.D
         sha=source.sha if source else "",
         tree=source.tree if source else "",
         digest=source.digest if source else "",
+        lockfile=source.lockfile if source else None,
+        packages=source.packages if source else {},
         trigger="rollback",
         by=by,
         spec=last.spec,

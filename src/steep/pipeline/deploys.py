@@ -46,6 +46,8 @@ class Deploy(msgspec.Struct, omit_defaults=True):
     spec: dict[str, Any] | None = None  # the environment as the deploy's definition had it
     phases: list[Phase] = []
     checks: list[CheckResult] = []
+    lockfile: str | None = None  # where `packages` came from (steep.pipeline.lockfiles)
+    packages: dict[str, str] = {}  # the Python packages the deployed tree pins
 
     def done(self, phase: str) -> bool:
         return any(p.name == phase for p in self.phases)
@@ -123,3 +125,42 @@ def passed_tree(project: str, env: str, tree: str) -> Deploy | None:
         (d for d in history(project, env, limit=200) if d.tree == tree and d.state == "succeeded"),
         None,
     )
+
+
+def live(project: str, env: str) -> Deploy | None:
+    """The deploy whose release runs in `env` now (the last good one, or the one a
+    rollback went back to)."""
+    deploy_id = state(project, env).get("live_deploy")
+    return get(deploy_id) if deploy_id else None
+
+
+def deployed_differences(project: str, left: str, right: str) -> list[dict[str, str]]:
+    """What runs in two environments, where it differs: the commit, the tree and each
+    Python package the deployed trees pin ("(none)" where one does not have it)."""
+    a, b = live(project, left), live(project, right)
+    rows: list[dict[str, str]] = []
+    for what, x, y in (
+        ("commit", a.sha if a else None, b.sha if b else None),
+        ("tree", a.tree if a else None, b.tree if b else None),
+    ):
+        if x != y:
+            rows.append(
+                {
+                    "kind": "deployed",
+                    "name": what,
+                    "left": x or "(nothing)",
+                    "right": y or "(nothing)",
+                }
+            )
+    pa, pb = (a.packages if a else {}), (b.packages if b else {})
+    for name in sorted(pa.keys() | pb.keys()):
+        if pa.get(name) != pb.get(name):
+            rows.append(
+                {
+                    "kind": "package",
+                    "name": name,
+                    "left": pa.get(name, "(none)"),
+                    "right": pb.get(name, "(none)"),
+                }
+            )
+    return rows
