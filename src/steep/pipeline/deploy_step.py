@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from steep.pipeline import artifacts, deploys, git
+from steep.pipeline import artifacts, deploys, git, hosts
 from steep.pipeline import config as pipeline_config
 from steep.pipeline.definition import Plan, Step
 from steep.pipeline.deploy import DeployFailed, Deployment, record_live
@@ -69,8 +69,8 @@ def deploy_step(
         writer.note(f"tree {tree[:12]} passed {env.requires} in deploy {passed.id}")
     if env.approval:
         raise Refused(f"{name} needs an approval, which this server cannot record yet")
-    if env.host:
-        raise Refused(f"{name} deploys over SSH to {env.host}, which this server cannot do yet")
+    if env.host and env.strategy != "releases":
+        raise Refused(f"{name}: 'host' is for the releases strategy (a command runs here)")
     deploy = next(
         (
             d
@@ -98,7 +98,8 @@ def deploy_step(
     if not artifacts.verify(path, digest):
         raise Refused(f"the artifact {path} does not match its digest: rebuild it (re-run)")
     environ = {**base_environment(), "STEEP_SHA": sha, "STEEP_TREE": tree, "STEEP_RUN_ID": run.id}
-    deployment = Deployment(deploy, env, path, environ, writer.note, writer.line)
+    target = hosts.target(env, config.ssh)
+    deployment = Deployment(deploy, env, path, environ, writer.note, writer.line, target)
     try:
         if env.strategy == "releases":
             deploy.state = deployment.run_releases()
@@ -107,10 +108,14 @@ def deploy_step(
             deploy.state = deployment.run_command(workdir)
     except (DeployFailed, OSError) as exc:
         reason = str(exc) if isinstance(exc, DeployFailed) else f"{exc.strerror or exc}"
-        if deploy.done("publishing") and deployment.current_release() == deploy.release:
-            deploy.state = deployment.rollback(reason)
-        else:
-            deploy.state, deploy.reason = "failed", f"{reason}; nothing was switched"
+        try:
+            if deploy.done("publishing") and deployment.current_release() == deploy.release:
+                deploy.state = deployment.rollback(reason)
+            else:
+                deploy.state, deploy.reason = "failed", f"{reason}; nothing was switched"
+                writer.note(deploy.reason)
+        except DeployFailed as again:  # the host went away meanwhile: say so, never guess
+            deploy.state, deploy.reason = "failed", f"{reason}; then {again}"
             writer.note(deploy.reason)
     finally:
         deploy.finished_at = time.time()
@@ -151,23 +156,26 @@ def rollback(project: str, name: str, release: str | None, by: str) -> deploys.D
     env = from_json(last.spec)
     if env.strategy != "releases":
         raise Refused(f"{name} deploys with a command: roll back with the platform's own tool")
-    if env.host:
-        raise Refused(f"{name} deploys over SSH to {env.host}, which this server cannot do yet")
     notes: list[str] = []
-    root = Path(env.path or ".")
+    target = hosts.target(env, pipeline_config.load().ssh)
     try:
-        current: str | None = Path(os.readlink(root / "current")).name
-    except OSError:
-        current = None
-    made = {d.release: d for d in deploys.history(project, name, 200) if d.release}
-    if release is None:
-        now = made.get(current) if current else None
-        release = now.previous if now is not None else None
+        current = target.current_release()
+        made = {d.release: d for d in deploys.history(project, name, 200) if d.release}
         if release is None:
-            raise Refused(f"{name} runs {current or 'nothing'}, with no earlier release recorded")
-    if not (root / "releases" / release).is_dir():
-        kept = ", ".join(sorted(p.name for p in (root / "releases").iterdir()))
-        raise Refused(f"no release {release} in {root}/releases (kept: {kept})")
+            now = made.get(current) if current else None
+            release = now.previous if now is not None else None
+            if release is None:
+                raise Refused(
+                    f"{name} runs {current or 'nothing'}, with no earlier release recorded"
+                )
+        if not target.has_release(release):
+            where = f" on {target.where}" if env.host else ""
+            kept = ", ".join(sorted(target.releases()))
+            raise Refused(
+                f"no release {release} in {target.path('releases')}{where} (kept: {kept})"
+            )
+    except DeployFailed as exc:  # the host is out of reach: nothing was touched
+        raise Refused(f"{name}: {exc}") from None
     source = made.get(release)
     deploy = deploys.new_deploy(
         project,
@@ -189,7 +197,7 @@ def rollback(project: str, name: str, release: str | None, by: str) -> deploys.D
         deploys.save(deploy)
         raise Refused(deploy.reason)
     deployment = Deployment(
-        deploy, env, Path(os.devnull), base_environment(), notes.append, notes.append
+        deploy, env, Path(os.devnull), base_environment(), notes.append, notes.append, target
     )
     try:
         deployment.phase("reverting", f"{current} -> {release}")
