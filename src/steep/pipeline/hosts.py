@@ -21,8 +21,10 @@ import posixpath
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -32,6 +34,7 @@ from steep.pipeline.config import SshSettings
 from steep.pipeline.environments import Environment
 
 OPERATION_TIMEOUT = 900.0  # seconds for one operation over SSH (an unpack of a large tar)
+CONTROL_PERSIST = 30  # seconds a host's shared connection outlives its last use
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -220,6 +223,11 @@ class OverSsh:
             argv += ["-o", "GlobalKnownHostsFile=/dev/null"]  # that file alone decides
         if s.key is not None:
             argv += ["-i", str(s.key), "-o", "IdentitiesOnly=yes"]
+        if (control := _control_dir()) is not None:
+            # one connection per host, shared by a deploy's operations for a while: an
+            # operation costs a round trip, not a handshake
+            argv += ["-o", "ControlMaster=auto", "-o", f"ControlPath={control}/%C"]
+            argv += ["-o", f"ControlPersist={CONTROL_PERSIST}"]
         for option in s.options:
             argv += ["-o", option]
         argv += ["-p", str(self.port)]
@@ -397,6 +405,20 @@ class OverSsh:
         if outcome.exit_code == 255 and (why := self.failure("\n".join(last))):
             raise DeployFailed(why)
         return outcome
+
+
+def _control_dir() -> Path | None:
+    """A folder of this user's alone for ssh's shared connections (whoever can reach
+    the socket can use the connection), or None: no sharing."""
+    folder = Path(tempfile.gettempdir()) / f"steep-ssh-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = folder.lstat()
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        return None
+    return folder
 
 
 def _option_path(path: Path) -> str:
