@@ -118,6 +118,7 @@ def deploy_step(
             deploy.state, deploy.reason = "failed", f"{reason}; then {again}"
             writer.note(deploy.reason)
     finally:
+        target.close()
         deploy.finished_at = time.time()
         deployments_done(deploy)
     if deploy.state == "succeeded":
@@ -175,7 +176,11 @@ def rollback(project: str, name: str, release: str | None, by: str) -> deploys.D
                 f"no release {release} in {target.path('releases')}{where} (kept: {kept})"
             )
     except DeployFailed as exc:  # the host is out of reach: nothing was touched
+        target.close()
         raise Refused(f"{name}: {exc}") from None
+    except Refused:
+        target.close()
+        raise
     source = made.get(release)
     deploy = deploys.new_deploy(
         project,
@@ -195,6 +200,7 @@ def rollback(project: str, name: str, release: str | None, by: str) -> deploys.D
         deploy.state, deploy.reason = "failed", f"another deploy of {name} runs: {holder!r}"
         deploy.finished_at = time.time()
         deploys.save(deploy)
+        target.close()
         raise Refused(deploy.reason)
     deployment = Deployment(
         deploy, env, Path(os.devnull), base_environment(), notes.append, notes.append, target
@@ -214,6 +220,7 @@ def rollback(project: str, name: str, release: str | None, by: str) -> deploys.D
     except (DeployFailed, OSError) as exc:
         deploy.state, deploy.reason = "failed", str(exc)
     finally:
+        target.close()
         deploy.finished_at = time.time()
         deployments_done(deploy)
     return deploy

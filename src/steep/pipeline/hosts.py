@@ -16,6 +16,7 @@ A failed connection is told in one line: the host and port, and what to do.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import re
@@ -58,6 +59,7 @@ class Target(Protocol):
     def switch(self, release: str) -> None: ...
     def remove_releases(self, names: Sequence[str]) -> None: ...
     def local_dir(self) -> Path | None: ...
+    def close(self) -> None: ...
     def run(
         self,
         script: str,
@@ -156,6 +158,9 @@ class ThisMachine:
         current = self.folder / "current"
         return current if current.exists() else self.folder
 
+    def close(self) -> None:
+        pass
+
     def run(
         self,
         script: str,
@@ -213,6 +218,10 @@ class OverSsh:
 
     def argv(self, command: str) -> list[str]:
         """The ssh command line that runs `command` (one string) on the host."""
+        return [*self.options(), "--", self.hostname, command]
+
+    def options(self) -> list[str]:
+        """ssh and its options, up to the host name."""
         s = self.settings
         argv = ["ssh", "-T", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"]
         argv += ["-o", f"ConnectTimeout={max(1, round(s.connect_timeout))}"]
@@ -233,7 +242,7 @@ class OverSsh:
         argv += ["-p", str(self.port)]
         if self.user:
             argv += ["-l", self.user]
-        return [*argv, "--", self.hostname, command]
+        return argv
 
     def _environ(self) -> dict[str, str]:
         environ = runner.base_environment()
@@ -379,6 +388,14 @@ class OverSsh:
 
     def local_dir(self) -> Path | None:
         return None
+
+    def close(self) -> None:
+        """End the host's shared connection, if one is open (else ssh says so: quiet)."""
+        argv = self.options()
+        if "ControlMaster=auto" in argv:
+            argv += ["-O", "exit", "--", self.hostname]
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                subprocess.run(argv, capture_output=True, env=self._environ(), timeout=10)
 
     def run(
         self,
