@@ -11,7 +11,8 @@ with `BatchMode=yes` (never a prompt), the server's key and strict host key chec
 ssh hands the remote side one string, so every value in it is quoted with
 `shlex.quote`; the commands of the deploy (which carry its variables) go on ssh's
 stdin, never on a command line that `ps` shows. The host needs sh, tar, ln and mv.
-A failed connection is told in one line: the host and port, and what to do.
+A failed connection is told in one line: the host and port, and what to do. A
+deploy's operations share one connection (ssh's ControlMaster), let go when it ends.
 """
 
 from __future__ import annotations
@@ -390,10 +391,11 @@ class OverSsh:
         return None
 
     def close(self) -> None:
-        """End the host's shared connection, if one is open (else ssh says so: quiet)."""
+        """Let the host's shared connection end: it takes no new sessions and exits when
+        the open ones (another environment's deploy to the same host) are done."""
         argv = self.options()
         if "ControlMaster=auto" in argv:
-            argv += ["-O", "exit", "--", self.hostname]
+            argv += ["-O", "stop", "--", self.hostname]
             with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                 subprocess.run(argv, capture_output=True, env=self._environ(), timeout=10)
 
