@@ -253,6 +253,22 @@ def test_an_unknown_or_changed_host_key_is_refused(ci, host_shop, sshd, tmp_path
     assert not path.exists()
 
 
+def test_a_key_the_host_does_not_know_is_refused_plainly(ci, host_shop, sshd, tmp_path):  # noqa: F811
+    _, path, files = host_shop
+    stranger = keygen(tmp_path / "stranger_ed25519")
+    _ssh_settings(ci, ssh_key=str(stranger), ssh_known_hosts=str(sshd.known_hosts))
+    ci.repo.commit(files(1), branch="staging")
+    ci.repo.push("staging")
+    ci.worker()
+    run, history = _deploy(ci)
+    assert run.state == "failed"
+    assert history[0].reason == (
+        f"{sshd.host} refused the login with {stranger} (is its public key in the user's"
+        " authorized_keys?); nothing was switched"
+    )
+    assert not path.exists()
+
+
 def test_a_new_host_key_is_learned_when_the_server_says_so(ci, host_shop, sshd, tmp_path):  # noqa: F811
     port, _, files = host_shop
     known = tmp_path / "learned-known-hosts"
