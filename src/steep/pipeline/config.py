@@ -11,6 +11,16 @@ Read from the `[pipeline]` table of the server's steep.toml (see docs/pipeline.m
     token_env = "SHOP_FORGE_TOKEN"
     poll = 30
 
+Deploys to hosts over SSH (an environment's `host = "user@host"`) use the system's
+OpenSSH client with the server's own key and known hosts:
+
+    [pipeline]
+    ssh_key = "/etc/steep/deploy_ed25519"   # the private key (else ssh's default ones)
+    ssh_known_hosts = "/etc/steep/known_hosts"
+    ssh_accept_new_host_keys = false        # true: a host's first key is learned
+    ssh_connect_timeout = 10
+    ssh_options = ["ServerAliveInterval=15"]
+
 A project names the environment variables that hold its secrets, never the secrets:
 they are read when used, so no record, log line or `repr` can carry one.
 """
@@ -45,7 +55,26 @@ _PROJECT_KEYS = {
     "notify_webhook": "a URL that gets a POST on a failed or fixed build",
     "notify_mail": "addresses mailed on a failed or fixed build",
 }
-_SERVER_KEYS = ("projects", "url", "keep_runs", "log_lines", "notify")
+_SSH_KEYS = (
+    "ssh_key",
+    "ssh_known_hosts",
+    "ssh_accept_new_host_keys",
+    "ssh_connect_timeout",
+    "ssh_options",
+)
+_SERVER_KEYS = ("projects", "url", "keep_runs", "log_lines", "notify", *_SSH_KEYS)
+# set by steep itself for every connection (hosts.py): not to be loosened by ssh_options
+_SSH_OWN_OPTIONS = (
+    "batchmode",
+    "stricthostkeychecking",
+    "userknownhostsfile",
+    "globalknownhostsfile",
+    "identityfile",
+    "identitiesonly",
+    "connecttimeout",
+    "port",
+    "user",
+)
 # the build definition's keys (steep.pipeline.definition) may sit in the same table when
 # the CI server's steep.toml is also an app's
 _DEFINITION_KEYS = ("timeout", "setup", "env", "cache", "steps")
@@ -114,6 +143,17 @@ class Notify:
 
 
 @dataclass(frozen=True, slots=True)
+class SshSettings:
+    """How the CI server connects to deploy hosts: its key, the hosts it trusts."""
+
+    key: Path | None = None
+    known_hosts: Path | None = None
+    accept_new_host_keys: bool = False
+    connect_timeout: float = 10.0
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PipelineConfig:
     projects: Mapping[str, Project] = field(default_factory=dict)
     url: str = DEFAULT_URL
@@ -121,6 +161,7 @@ class PipelineConfig:
     log_lines: int = 20000
     notify: Notify = Notify()
     data_dir: Path = Path(".steep") / "pipeline"
+    ssh: SshSettings = SshSettings()
 
     def project(self, name: str) -> Project:
         try:
@@ -261,6 +302,38 @@ def _notify(table: Any) -> Notify:
     )
 
 
+def _ssh(table: dict[str, Any]) -> SshSettings:
+    paths = {
+        key: Path(_string("pipeline", key, table[key])).expanduser()
+        for key in ("ssh_key", "ssh_known_hosts")
+        if key in table
+    }
+    accept = table.get("ssh_accept_new_host_keys", False)
+    if not isinstance(accept, bool):
+        raise _fail("pipeline", f"'ssh_accept_new_host_keys' must be true or false, got {accept!r}")
+    timeout = table.get("ssh_connect_timeout", 10)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 1:
+        raise _fail("pipeline", f"'ssh_connect_timeout' must be seconds >= 1, got {timeout!r}")
+    options = _strings("pipeline", "ssh_options", table.get("ssh_options", []))
+    for option in options:
+        name, equals, value = option.partition("=")
+        if not equals or not re.match(r"^[A-Za-z]+$", name) or not value.strip():
+            raise _fail("pipeline", f"'ssh_options': {option!r} is not Name=value")
+        if name.lower() in _SSH_OWN_OPTIONS:
+            raise _fail(
+                "pipeline",
+                f"'ssh_options': {name} is set by steep (use ssh_key, ssh_known_hosts, "
+                "ssh_accept_new_host_keys, ssh_connect_timeout or the environment's host)",
+            )
+    return SshSettings(
+        key=paths.get("ssh_key"),
+        known_hosts=paths.get("ssh_known_hosts"),
+        accept_new_host_keys=accept,
+        connect_timeout=float(timeout),
+        options=options,
+    )
+
+
 def load(settings: Settings | None = None) -> PipelineConfig:
     """The pipeline's configuration from the settings' `[pipeline]` table."""
     settings = settings or get_settings()
@@ -286,5 +359,6 @@ def load(settings: Settings | None = None) -> PipelineConfig:
         url=url,
         notify=_notify(table.get("notify", {})),
         data_dir=Path(settings.data_dir) / "pipeline",
+        ssh=_ssh(table),
         **numbers,
     )

@@ -16,21 +16,20 @@ release or the new one, whole. A resumed deploy reads where it points to know wh
 
 from __future__ import annotations
 
-import os
+import contextlib
 import shutil
-import tarfile
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from steep.pipeline import checks, runner
+from steep.pipeline import checks, hosts, runner
 from steep.pipeline.deploys import CheckResult, Deploy, Phase, history, save, set_state
 from steep.pipeline.environments import Environment
+from steep.pipeline.hosts import DeployFailed
 
-
-class DeployFailed(Exception):
-    """A phase failed; the message says which and why."""
+__all__ = ["DeployFailed", "Deployment", "record_live", "release_id"]
 
 
 def release_id(sha: str) -> str:
@@ -38,7 +37,8 @@ def release_id(sha: str) -> str:
 
 
 class Deployment:
-    """Carries out one deploy of one artifact to one environment on this machine."""
+    """Carries out one deploy of one artifact to one environment, on its target: this
+    machine, or its host over SSH (steep.pipeline.hosts)."""
 
     def __init__(
         self,
@@ -48,13 +48,19 @@ class Deployment:
         environ: dict[str, str],
         say: Callable[[str], None],
         on_line: Callable[[str], None],
+        target: hosts.Target | None = None,
     ) -> None:
         self.deploy, self.env, self.artifact = deploy, env, artifact
         self.environ = {**environ, **env.variables()}
         if env.path:
             self.environ["STEEP_DEPLOY_PATH"] = env.path
+        # the deploy's own variables, for its commands wherever they run (a host gets
+        # these, never the CI machine's PATH or HOME)
+        self.variables = {
+            k: v for k, v in self.environ.items() if k not in runner.KEPT_VARIABLES or k in env.env
+        }
         self.say, self.on_line = say, on_line
-        self.root = Path(env.path or ".")
+        self.target = target or hosts.ThisMachine(env.path or ".")
 
     # -- the record -----------------------------------------------------------------
 
@@ -67,9 +73,10 @@ class Deployment:
         assert self.env.restart is not None
         self._run("restart", self.env.restart, self.current)
 
-    def _run(self, label: str, script: str, cwd: Path, timeout: float = 900.0) -> None:
-        self.say(f"{label}: {script}")
-        outcome = runner.run(script, cwd, self.environ, timeout, self.on_line, lambda: None)
+    def _run(self, label: str, script: str, cwd: str | Path, timeout: float = 900.0) -> None:
+        on = "" if isinstance(self.target, hosts.ThisMachine) else f" (on {self.target.where})"
+        self.say(f"{label}{on}: {script}")
+        outcome = self.target.run(script, str(cwd), self.variables, timeout, self.on_line)
         if outcome.exit_code != 0:
             why = outcome.reason or f"exit code {outcome.exit_code}"
             raise DeployFailed(f"the {label} command failed ({why})")
@@ -77,72 +84,58 @@ class Deployment:
     # -- releases -------------------------------------------------------------------
 
     @property
-    def current(self) -> Path:
-        return self.root / "current"
+    def current(self) -> str:
+        return self.target.path("current")
 
     def current_release(self) -> str | None:
-        try:
-            return Path(os.readlink(self.current)).name
-        except OSError:
-            return None
+        return self.target.current_release()
 
-    def unpack(self, into: Path) -> None:
-        partial = into.with_name(into.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        with tarfile.open(self.artifact) as tar:
-            tar.extractall(partial, filter="data")
-        os.replace(partial, into) if not into.exists() else shutil.rmtree(partial)
+    def unpack(self, into: str | Path) -> None:
+        self.target.unpack(self.artifact, str(into))
 
-    def link_shared(self, release: Path) -> None:
-        shared = self.root / "shared"
-        for name in self.env.shared:
-            target = shared / name
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                source = release / name
-                if source.exists():  # the first deploy seeds shared/ from the release
-                    shutil.move(str(source), target)
-                elif name.endswith("/"):
-                    target.mkdir(parents=True)
-                else:
-                    target.touch()
-            link = release / name.rstrip("/")
-            if link.is_symlink() or link.is_file():
-                link.unlink()
-            elif link.is_dir():
-                shutil.rmtree(link)
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(target.resolve())
+    def link_shared(self, release: str) -> None:
+        self.target.link_shared(release, self.env.shared)
 
     def switch(self, release: str) -> None:
         """Point `current` at releases/<release>, atomically."""
-        temporary = self.root / f".current.{os.getpid()}"
-        if temporary.is_symlink():
-            temporary.unlink()
-        temporary.symlink_to(Path("releases") / release)
-        os.replace(temporary, self.current)
+        self.target.switch(release)
 
     def prune(self) -> list[str]:
         """Keep the newest `keep` releases, and always `current` and the rollback target."""
-        folder = self.root / "releases"
         keep = {self.current_release(), self.deploy.previous}
-        names = sorted((p.name for p in folder.iterdir() if p.is_dir()), reverse=True)
+        names = sorted(self.target.releases(), reverse=True)
         gone = [n for n in names[self.env.keep :] if n not in keep and not n.endswith(".partial")]
-        for name in gone:
-            shutil.rmtree(folder / name, ignore_errors=True)
+        self.target.remove_releases(gone)
         return gone
+
+    @contextlib.contextmanager
+    def _checks_dir(self) -> Iterator[Path]:
+        """Where `run` checks run, on this machine: the release, or for a host, a copy of
+        the artifact unpacked for them."""
+        here = self.target.local_dir()
+        if here is not None:
+            yield here
+            return
+        with tempfile.TemporaryDirectory(prefix="steep-checks-") as folder:
+            copy = Path(folder) / "release"
+            if self.artifact.is_file():
+                hosts.unpack_here(self.artifact, copy)
+            else:
+                copy.mkdir()
+            yield copy
 
     def check_all(self) -> bool:
         results: list[checks.Result] = []
         if self.env.health:
             results.append(checks.health(self.env, self.say))
-        if all(r.passed for r in results):
-            cwd = self.current if self.current.exists() else self.root
-            for check in self.env.checks:
-                results.append(checks.run_check(check, self.env, cwd, self.environ, self.on_line))
-                if not results[-1].passed:
-                    break
+        if all(r.passed for r in results) and self.env.checks:
+            with self._checks_dir() as cwd:
+                for check in self.env.checks:
+                    results.append(
+                        checks.run_check(check, self.env, cwd, self.environ, self.on_line)
+                    )
+                    if not results[-1].passed:
+                        break
         self.deploy.checks = [
             CheckResult(check=r.check, passed=r.passed, detail=r.detail, seconds=r.seconds)
             for r in results
@@ -154,14 +147,13 @@ class Deployment:
     def run_releases(self) -> str:
         """The releases strategy; the deploy's final state."""
         d = self.deploy
-        (self.root / "releases").mkdir(parents=True, exist_ok=True)
-        (self.root / "shared").mkdir(exist_ok=True)
+        self.target.prepare()
         if not d.done("starting"):
             d.previous = self.current_release()
             d.release = release_id(d.sha)
             self.phase("starting", f"release {d.release}, now {d.previous or 'none'}")
         assert d.release is not None
-        release = self.root / "releases" / d.release
+        release = self.target.path("releases", d.release)
         if not d.done("publishing") or self.current_release() != d.release:
             if not d.done("linking"):
                 self.unpack(release)
@@ -215,7 +207,9 @@ class Deployment:
             shutil.rmtree(workdir, ignore_errors=True)
             self.unpack(workdir)
             self.phase("updating", f"unpacked {d.tree[:12]} into {workdir}")
-        self.environ.update(STEEP_ARTIFACT=str(self.artifact), STEEP_ARTIFACT_DIR=str(workdir))
+        given = {"STEEP_ARTIFACT": str(self.artifact), "STEEP_ARTIFACT_DIR": str(workdir)}
+        self.environ.update(given)
+        self.variables.update(given)
         if not d.done("deploying"):
             self._run("deploy", self.env.command, workdir)
             self.phase("deploying")

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from steep.pipeline import artifacts, deploys, git, lockfiles
+from steep.pipeline import artifacts, deploys, git, hosts, lockfiles
 from steep.pipeline import config as pipeline_config
 from steep.pipeline.definition import Plan, Step
 from steep.pipeline.deploy import DeployFailed, Deployment, record_live
@@ -70,8 +70,8 @@ def deploy_step(
         writer.note(f"tree {tree[:12]} passed {env.requires} in deploy {passed.id}")
     if env.approval:
         raise Refused(f"{name} needs an approval, which this server cannot record yet")
-    if env.host:
-        raise Refused(f"{name} deploys over SSH to {env.host}, which this server cannot do yet")
+    if env.host and env.strategy != "releases":
+        raise Refused(f"{name}: 'host' is for the releases strategy (a command runs here)")
     deploy = next(
         (
             d
@@ -107,7 +107,8 @@ def deploy_step(
         "STEEP_TREE": tree,
         "STEEP_RUN_ID": run.id,
     }
-    deployment = Deployment(deploy, env, path, environ, writer.note, writer.line)
+    target = hosts.target(env, config.ssh)
+    deployment = Deployment(deploy, env, path, environ, writer.note, writer.line, target)
     try:
         if env.strategy == "releases":
             deploy.state = deployment.run_releases()
@@ -116,12 +117,17 @@ def deploy_step(
             deploy.state = deployment.run_command(workdir)
     except (DeployFailed, OSError) as exc:
         reason = str(exc) if isinstance(exc, DeployFailed) else f"{exc.strerror or exc}"
-        if deploy.done("publishing") and deployment.current_release() == deploy.release:
-            deploy.state = deployment.rollback(reason)
-        else:
-            deploy.state, deploy.reason = "failed", f"{reason}; nothing was switched"
+        try:
+            if deploy.done("publishing") and deployment.current_release() == deploy.release:
+                deploy.state = deployment.rollback(reason)
+            else:
+                deploy.state, deploy.reason = "failed", f"{reason}; nothing was switched"
+                writer.note(deploy.reason)
+        except DeployFailed as again:  # the host went away meanwhile: say so, never guess
+            deploy.state, deploy.reason = "failed", f"{reason}; then {again}"
             writer.note(deploy.reason)
     finally:
+        target.close()
         deploy.finished_at = time.time()
         _mask(deploy, writer.masker)
         deployments_done(deploy)
@@ -172,23 +178,30 @@ def rollback(project: str, name: str, release: str | None, by: str) -> deploys.D
     env = from_json(last.spec)
     if env.strategy != "releases":
         raise Refused(f"{name} deploys with a command: roll back with the platform's own tool")
-    if env.host:
-        raise Refused(f"{name} deploys over SSH to {env.host}, which this server cannot do yet")
     notes: list[str] = []
-    root = Path(env.path or ".")
+    target = hosts.target(env, pipeline_config.load().ssh)
     try:
-        current: str | None = Path(os.readlink(root / "current")).name
-    except OSError:
-        current = None
-    made = {d.release: d for d in deploys.history(project, name, 200) if d.release}
-    if release is None:
-        now = made.get(current) if current else None
-        release = now.previous if now is not None else None
+        current = target.current_release()
+        made = {d.release: d for d in deploys.history(project, name, 200) if d.release}
         if release is None:
-            raise Refused(f"{name} runs {current or 'nothing'}, with no earlier release recorded")
-    if not (root / "releases" / release).is_dir():
-        kept = ", ".join(sorted(p.name for p in (root / "releases").iterdir()))
-        raise Refused(f"no release {release} in {root}/releases (kept: {kept})")
+            now = made.get(current) if current else None
+            release = now.previous if now is not None else None
+            if release is None:
+                raise Refused(
+                    f"{name} runs {current or 'nothing'}, with no earlier release recorded"
+                )
+        if not target.has_release(release):
+            where = f" on {target.where}" if env.host else ""
+            kept = ", ".join(sorted(target.releases()))
+            raise Refused(
+                f"no release {release} in {target.path('releases')}{where} (kept: {kept})"
+            )
+    except DeployFailed as exc:  # the host is out of reach: nothing was touched
+        target.close()
+        raise Refused(f"{name}: {exc}") from None
+    except Refused:
+        target.close()
+        raise
     source = made.get(release)
     deploy = deploys.new_deploy(
         project,
@@ -210,9 +223,10 @@ def rollback(project: str, name: str, release: str | None, by: str) -> deploys.D
         deploy.state, deploy.reason = "failed", f"another deploy of {name} runs: {holder!r}"
         deploy.finished_at = time.time()
         deploys.save(deploy)
+        target.close()
         raise Refused(deploy.reason)
     deployment = Deployment(
-        deploy, env, Path(os.devnull), base_environment(), notes.append, notes.append
+        deploy, env, Path(os.devnull), base_environment(), notes.append, notes.append, target
     )
     try:
         deployment.phase("reverting", f"{current} -> {release}")
@@ -229,6 +243,7 @@ def rollback(project: str, name: str, release: str | None, by: str) -> deploys.D
     except (DeployFailed, OSError) as exc:
         deploy.state, deploy.reason = "failed", str(exc)
     finally:
+        target.close()
         deploy.finished_at = time.time()
         deployments_done(deploy)
     return deploy

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import psutil
 
@@ -74,28 +75,36 @@ def end_stale(pid: int | None, started: float | None) -> bool:
 
 
 def run(
-    script: str,
+    script: str | list[str],
     cwd: Path,
     env: dict[str, str],
     timeout: float,
     on_line: Callable[[str], None],
     should_stop: Callable[[], str | None],
     on_start: Callable[[int, float], None] | None = None,
+    stdin: bytes | BinaryIO | None = None,
 ) -> Outcome:
-    """Run `script`, feeding each output line to `on_line`, until it exits, `timeout`
-    seconds pass, or `should_stop()` returns a reason."""
+    """Run `script` (shell text, or an argv list run as is), feeding each output line to
+    `on_line`, until it exits, `timeout` seconds pass, or `should_stop()` returns a
+    reason. `stdin` is what it reads (bytes, or an open file), else nothing."""
+    argv = ["/bin/sh", "-c", script] if isinstance(script, str) else script
     try:
         process = subprocess.Popen(
-            ["/bin/sh", "-c", script],
+            argv,
             cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE
+            if isinstance(stdin, bytes)
+            else (stdin if stdin is not None else subprocess.DEVNULL),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, ended as a whole
         )
     except OSError as exc:
-        return Outcome(None, f"could not start the shell: {exc.strerror or exc}")
+        what = "the shell" if isinstance(script, str) else argv[0]
+        return Outcome(None, f"could not start {what}: {exc.strerror or exc}")
+    if isinstance(stdin, bytes):
+        threading.Thread(target=_feed, args=(process, stdin), daemon=True).start()
     if on_start is not None:
         try:
             started = psutil.Process(process.pid).create_time()
@@ -126,6 +135,14 @@ def run(
     if reason:
         return Outcome(None, reason)
     return Outcome(process.returncode)
+
+
+def _feed(process: subprocess.Popen[bytes], data: bytes) -> None:
+    assert process.stdin is not None
+    with contextlib.suppress(OSError):  # it may exit without reading it all
+        process.stdin.write(data)
+    with contextlib.suppress(OSError):
+        process.stdin.close()
 
 
 def _read(process: subprocess.Popen[bytes], on_line: Callable[[str], None]) -> None:
