@@ -20,9 +20,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from steep.pipeline import deploys, store
+from steep.pipeline import config as pipeline_config
+from steep.pipeline import deploys, notify, store
 from steep.pipeline.deploy_step import Refused
 from steep.pipeline.deploys import Approval, Deploy
+from steep.pipeline.environments import Environment
+from steep.pipeline.records import Run, StepRecord
 
 
 def approve(project: str, deploy_id: str, by: str) -> Deploy:
@@ -44,6 +47,50 @@ def waiting(project: str) -> list[Deploy]:
         if d.state == "waiting" and d.waiting_for == "approval"
     ]
     return sorted(found, key=lambda d: d.started_at)
+
+
+def wait_for_approval(
+    run: Run,
+    record: StepRecord,
+    deploy: Deploy,
+    env: Environment,
+    project: pipeline_config.Project,
+    config: pipeline_config.PipelineConfig,
+) -> Deploy:
+    """Leave a deploy step waiting for a person: the step's record first (so a decision
+    finds the step waiting), then the deploy's (from then on it can be approved), then its
+    expiry, the forge's status and the receivers of notifications. The deploy's record."""
+    from steep.pipeline import jobs
+
+    command = f"steep pipeline approve {project.name} {deploy.id}"
+    record.state, record.finished = "waiting", None
+    record.reason = f"{env.name} waits for approval: {command}"
+    store.save_step(run.id, record)
+    now = time.time()
+
+    def edit(d: Deploy) -> Deploy | None:
+        if d.state != "waiting" or d.waiting_for == "approval":
+            return None
+        d.waiting_for, d.waiting_since = "approval", d.waiting_since or now
+        d.expires_at = d.expires_at or now + env.approval_timeout
+        return d
+
+    waits, _ = deploys.change(deploy.id, edit)
+    assert waits is not None
+    if waits.state in deploys.DEPLOY_FINAL:
+        return waits
+    expires = waits.expires_at or now + env.approval_timeout
+    jobs.expire_approval.enqueue_in(max(expires - time.time(), 0.0), deploy.id)
+    jobs.send_status.enqueue(run.id)
+    webhook, mail_to = notify.recipients(config, project)
+    mail = bool(mail_to and config.notify.smtp_host)
+    if webhook or mail:
+        body = notify.approval_payload(run, env.name, deploy.id, command, config.run_url(run.id))
+        if webhook:
+            jobs.deliver_webhook.enqueue(webhook, body)
+        if mail:
+            jobs.deliver_mail.enqueue(mail_to, body)
+    return waits
 
 
 def expire(deploy_id: str) -> Deploy | None:

@@ -1,6 +1,7 @@
 """A deploy stage's step: the checks before a deploy (the environment's lock, `requires`:
-the same tree passed there), one deploy per environment at a time, the artifact, and
-the deploy itself (steep.pipeline.deploy), resumed from its record after a worker died."""
+the same tree passed there), the approval it may wait for (steep.pipeline.approvals),
+one deploy per environment at a time (steep.pipeline.claims), the artifact, and the
+deploy itself (steep.pipeline.deploy), resumed from its record after a worker died."""
 
 from __future__ import annotations
 
@@ -9,20 +10,17 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from steep.pipeline import artifacts, deploys, git, notify, store
+from steep.pipeline import artifacts, claims, deploys, git
 from steep.pipeline import config as pipeline_config
 from steep.pipeline.definition import Plan, Step
 from steep.pipeline.deploy import DeployFailed, Deployment, record_live
-from steep.pipeline.environments import Environment, from_json, to_json
+from steep.pipeline.environments import from_json, to_json
 from steep.pipeline.logs import LogWriter
-from steep.pipeline.records import FINAL, Run, StepRecord
+from steep.pipeline.records import Run, StepRecord
 from steep.pipeline.runner import base_environment
 from steep.pipeline.store import client, keys
 
-HOLD = 3600  # seconds the one-deploy-at-a-time claim lasts without being renewed
-WAIT_HOLD = 30  # seconds a deploy waiting for its turn keeps its place without asking again
-SUPERSEDED_TTL = 7 * 86400  # seconds the marks of superseded deploys are kept
-BY_HAND = ("manual", "promote", "rollback")
+HOLD = claims.HOLD
 
 
 class Refused(Exception):
@@ -112,14 +110,22 @@ def _deploy_step(
     elif deploy.state == "running" and deploy.phases:
         writer.note(f"resuming deploy {deploy.id} after {deploy.phases[-1].name}")
     if env.approval and not deploy.approved:
-        return _wait_for_approval(run, record, deploy, env, project, config, writer)
-    if deploy.approved and deploy.state == "approved":
+        from steep.pipeline.approvals import wait_for_approval
+
+        waits = wait_for_approval(run, record, deploy, env, project, config)
+        if waits.state in deploys.DEPLOY_FINAL:  # withdrawn meanwhile: the run ended
+            return _outcome(waits, writer)
+        writer.note(f"{record.reason} (or it fails at {_when(waits.expires_at or 0)})")
+        return "waiting", record.reason
+    if deploy.state == "approved":
         yes = deploy.approvals[-1]
         writer.note(f"deploy {deploy.id} approved by {yes.by} at {_when(yes.at)}")
-    taken = _claim(deploy, writer)
-    if taken.state == "superseded":
-        return _outcome(taken, writer)
-    deploy = taken
+    try:
+        deploy = claims.claim(deploy, writer.note)
+    except claims.TurnLost as exc:
+        raise Refused(str(exc)) from None
+    if deploy.state == "superseded":
+        return _outcome(deploy, writer)
     if not artifacts.verify(path, digest):
         raise Refused(f"the artifact {path} does not match its digest: rebuild it (re-run)")
     environ = {**base_environment(), "STEEP_SHA": sha, "STEEP_TREE": tree, "STEEP_RUN_ID": run.id}
@@ -152,91 +158,6 @@ def deployments_done(deploy: deploys.Deploy) -> None:
         client().delete(keys().deploying(deploy.project, deploy.env))
 
 
-def _claim(deploy: deploys.Deploy, writer: LogWriter) -> deploys.Deploy:
-    """Wait until no other deploy of the environment runs, then hold the claim: the record
-    returned is `running`, or `superseded` when a newer deploy took its place while it
-    waited (pipeline_claim_deploy.lua: one runs, at most the newest waits)."""
-    said: str | None = None
-    while True:
-        answer = _claim_script(deploy.project, deploy.env, deploy.id)
-        if answer[0] == "superseded":
-            gone = _supersede(deploy.id, answer[1])
-            if gone is None or gone.state != "superseded":
-                raise Refused(f"deploy {deploy.id} lost its turn to deploy {answer[1]}")
-            return gone
-        if answer[-1]:  # the older deploy that waited here: it ends, touching nothing
-            _supersede(answer[-1], deploy.id)
-            writer.note(f"deploy {answer[-1]} waited for its turn: this one takes its place")
-        if answer[0] == "claimed":
-            taken, _ = deploys.change(deploy.id, _running)
-            if taken is None or taken.state != "running":
-                raise Refused(f"deploy {deploy.id} ended while it waited for its turn")
-            return taken
-        holder = answer[1]
-        if said != holder:
-            writer.note(f"waiting for deploy {holder} of {deploy.env} to end")
-            deploys.change(deploy.id, lambda d, h=holder: _waiting_for(d, f"deploy {h}"))
-            said = holder
-        ended = store.state_of(deploy.run_id) if deploy.run_id else None
-        if ended in FINAL:
-            raise Refused(f"the run ended ({ended}) while its deploy waited for its turn")
-        time.sleep(1.0)
-
-
-def _claim_script(project: str, env: str, deploy_id: str, leave: bool = False) -> list[str]:
-    k = keys()
-    answer = store._script(client(), "claim_deploy")(
-        keys=[k.deploying(project, env), k.deploy_next(project, env), k.superseded(project, env)],
-        args=[deploy_id, HOLD, WAIT_HOLD, SUPERSEDED_TTL, "leave" if leave else ""],
-    )
-    return [x.decode() for x in answer]
-
-
-def _running(d: deploys.Deploy) -> deploys.Deploy | None:
-    if d.state not in ("running", "approved", "waiting"):
-        return None
-    d.state, d.waiting_for = "running", None
-    return d
-
-
-def _waiting_for(d: deploys.Deploy, what: str) -> deploys.Deploy | None:
-    if d.state not in ("running", "approved", "waiting") or d.phases:
-        return None  # superseded meanwhile, or resumed mid-way (it keeps its state)
-    d.state, d.waiting_for = "waiting", what
-    d.waiting_since = time.time()
-    return d
-
-
-def _supersede(deploy_id: str, by_id: str) -> deploys.Deploy | None:
-    """Deploy `deploy_id`, waiting for its turn, ends superseded by the newer `by_id`;
-    its record says by which, of which commit (and that a deploy by hand gave way to an
-    automatic one). Whoever gets there first writes it; the record as it is now."""
-    newer = deploys.get(by_id)
-    now = time.time()
-
-    def edit(d: deploys.Deploy) -> deploys.Deploy | None:
-        if d.state in deploys.DEPLOY_FINAL or (d.state == "running" and d.phases):
-            return None
-        what = f"run {newer.run_id}, deploy {by_id}" if newer and newer.run_id else by_id
-        d.reason = f"superseded by {what} of {newer.sha[:12] if newer else '?'}"
-        if newer is not None and d.trigger in BY_HAND and newer.trigger not in BY_HAND:
-            d.reason += f" ({newer.trigger}): this {d.trigger} deploy by {d.by or '?'} did not run"
-        d.state, d.superseded_by, d.finished_at, d.waiting_for = "superseded", by_id, now, None
-        return d
-
-    gone, _ = deploys.change(deploy_id, edit)
-    if newer is not None and gone is not None and gone.superseded_by == by_id:
-        deploys.change(by_id, lambda d: _noting_supersedes(d, deploy_id))
-    return gone
-
-
-def _noting_supersedes(d: deploys.Deploy, older: str) -> deploys.Deploy | None:
-    if d.supersedes == older:
-        return None
-    d.supersedes = older
-    return d
-
-
 def _outcome(deploy: deploys.Deploy, writer: LogWriter) -> tuple[str, str | None]:
     """The step's verdict from a deploy that ended: passed, skipped (superseded) or failed."""
     if deploy.state == "succeeded":
@@ -261,52 +182,7 @@ def _give_up(project: str, env: str, run_id: str, reason: str) -> None:
 
     gone, _ = deploys.change(deploy.id, edit)
     if gone is not None and gone.state == "failed":
-        _claim_script(project, env, deploy.id, leave=True)
-
-
-def _wait_for_approval(
-    run: Run,
-    record: StepRecord,
-    deploy: deploys.Deploy,
-    env: Environment,
-    project: pipeline_config.Project,
-    config: pipeline_config.PipelineConfig,
-    writer: LogWriter,
-) -> tuple[str, str | None]:
-    """Leave the deploy waiting for a person: the step's record first (so a decision
-    finds the step waiting), then the deploy's (from then on it can be approved), then
-    its expiry, the forge's status and the receivers of notifications."""
-    from steep.pipeline import jobs
-
-    command = f"steep pipeline approve {project.name} {deploy.id}"
-    record.state, record.finished = "waiting", None
-    record.reason = f"{env.name} waits for approval: {command}"
-    store.save_step(run.id, record)
-    now = time.time()
-
-    def edit(d: deploys.Deploy) -> deploys.Deploy | None:
-        if d.state != "waiting" or d.waiting_for == "approval":
-            return None
-        d.waiting_for, d.waiting_since = "approval", d.waiting_since or now
-        d.expires_at = d.expires_at or now + env.approval_timeout
-        return d
-
-    deploy, _ = deploys.change(deploy.id, edit)
-    assert deploy is not None
-    if deploy.state in deploys.DEPLOY_FINAL:  # withdrawn meanwhile: the run ended
-        return _outcome(deploy, writer)
-    expires = deploy.expires_at or now + env.approval_timeout
-    writer.note(f"{record.reason} (or it fails at {_when(expires)})")
-    jobs.expire_approval.enqueue_in(max(expires - time.time(), 0.0), deploy.id)
-    jobs.send_status.enqueue(run.id)
-    webhook, mail_to = notify.recipients(config, project)
-    if webhook or (mail_to and config.notify.smtp_host):
-        body = notify.approval_payload(run, env.name, deploy.id, command, config.run_url(run.id))
-        if webhook:
-            jobs.deliver_webhook.enqueue(webhook, body)
-        if mail_to and config.notify.smtp_host:
-            jobs.deliver_mail.enqueue(mail_to, body)
-    return "waiting", record.reason
+        claims.leave(project, env, deploy.id)
 
 
 def _when(ts: float) -> str:
