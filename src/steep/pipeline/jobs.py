@@ -162,9 +162,10 @@ def start_stage(run_id: str, plan: Plan, index: int) -> None:
 
 
 @job(queue=QUEUE, retries=2, timeout=7200)
-def run_step(run_id: str, name: str) -> str:
-    """One step in a fresh workspace: its verdict is the command's exit code."""
-    return execute_step(run_id, name)
+def run_step(run_id: str, name: str, generation: int = 0) -> str:
+    """One step in a fresh workspace: its verdict is the command's exit code. `generation`:
+    the step's wake this job is for (0, or resume_step's)."""
+    return execute_step(run_id, name, generation)
 
 
 @job(queue=CONTROL, retries=5, timeout=300)
@@ -231,7 +232,7 @@ def resume_step(run_id: str, name: str, generation: int, waited: float = 0.0) ->
         meta={"run": run_id, "stage": index, "step": name},
         on_complete=stage_done.si(run_id, index, name, generation),
     ) as b:
-        b.add(run_step.options(timeout=plan.step(name).timeout + 120.0).s(run_id, name))
+        b.add(run_step.options(timeout=plan.step(name).timeout + 120.0).s(run_id, name, generation))
 
 
 @job(queue=CONTROL, retries=5, timeout=60)

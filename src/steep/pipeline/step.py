@@ -61,13 +61,17 @@ def environment(run: Run, step: Step, plan: Plan, secrets: dict[str, str]) -> di
     return env
 
 
-def execute_step(run_id: str, name: str) -> str:
+def execute_step(run_id: str, name: str, generation: int = 0) -> str:
     run = store.get_run(run_id)
     if run is None:
         return "gone"
     record = run.step(name)
     if record is None or record.state in STEP_FINAL:
         return record.state if record else "gone"
+    if store.wake_counts(run_id, [name])[name] != generation:
+        # a delivery from before a person's decision ran the step again (its worker died
+        # after the step began to wait): the later job carries the step on, not this one
+        return record.state
     if run.final:
         record.state, record.finished = "cancelled", time.time()
         record.reason = f"the run ended before it started ({run.state})"
