@@ -242,13 +242,14 @@ def test_a_newer_deploy_waiting_behind_a_running_one_supersedes_the_older(ci, sh
     ci.repo.commit(shop.files(1, staging={"release": hook}), branch="staging")
     sha_a = ci.repo.push("staging")
     ci.worker()
-    run_a = start_run("shop", "staging", trigger="manual", sha=sha_a)[0]
+    by_hand = {"trigger": "manual", "lane": "deploy:staging", "deploy_to": "staging"}
+    run_a = start_run("shop", "staging", sha=sha_a, **by_hand)[0]  # steep pipeline deploy
     wait_for(marker.exists, timeout=60, message="deploy A in its release hook")
     staging = lambda: deploys.history("shop", "staging")  # noqa: E731
 
     ci.repo.commit(shop.files(2))
     sha_b = ci.repo.push("staging")
-    run_b = start_run("shop", "staging", trigger="manual", sha=sha_b)[0]
+    run_b = start_run("shop", "staging", sha=sha_b, **by_hand)[0]
     wait_for(
         lambda: staging()[0].sha == sha_b and staging()[0].state == "waiting",
         timeout=60,
@@ -259,11 +260,14 @@ def test_a_newer_deploy_waiting_behind_a_running_one_supersedes_the_older(ci, sh
 
     ci.repo.commit(shop.files(3))
     sha_c = ci.repo.push("staging")
-    run_c = start_run("shop", "staging", trigger="manual", sha=sha_c)[0]
+    run_c = start_run("shop", "staging", trigger="push", sha=sha_c)[0]  # an automatic one
     gone = ci.wait(run_b, timeout=60)
     step = gone.step("deploy-staging")
     assert step.state == "skipped"
-    assert step.reason == f"superseded by run {run_c}, deploy {staging()[0].id} of {sha_c[:12]}"
+    assert step.reason == (
+        f"superseded by run {run_c}, deploy {staging()[0].id} of {sha_c[:12]} (push):"
+        " this manual deploy by Ada Dev <ada@example.com> did not run"  # it says it gave way
+    )
     b = deploys.get(b.id)
     assert b.state == "superseded" and b.phases == [] and b.superseded_by == staging()[0].id
     assert gone.state == "passed"  # its tests passed; its deploy gave way, nothing failed
