@@ -189,6 +189,11 @@ def test_the_contracts_environments_are_read():
         ('path = "/srv/shop/production"\n', "", "the releases strategy needs 'path'"),
         ("expect_status = 200", "expect_status = 2000", "'expect_status' must be an HTTP status"),
         ('branch = "master"', 'brnch = "master"', "unknown key 'brnch' (did you mean 'branch'?)"),
+        (
+            "approval = false",
+            "approval = true\napproval_timeout = 0",
+            "'approval_timeout' must be a number of seconds above 0, got 0",
+        ),
     ],
 )
 def test_a_broken_environment_names_file_line_and_reason(old, new, message):

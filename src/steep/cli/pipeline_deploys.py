@@ -1,5 +1,5 @@
-"""`steep pipeline envs|history|lock|unlock`: what runs in each environment, its deploys,
-and the lock that holds deploys back."""
+"""`steep pipeline envs|history|lock|unlock|approve|reject`: what runs in each environment,
+its deploys, the lock that holds deploys back, and the approvals deploys wait for."""
 
 from __future__ import annotations
 
@@ -81,19 +81,73 @@ def history(project: str, env: str, limit: int, as_json: bool) -> None:
         _echo_json({"deploys": [d.to_dict() for d in found]})
         return
     table = Table(title=f"Deploys of {project} to {env}", title_justify="left")
-    for col in ("deploy", "commit", "state", "trigger", "started", "release", "why"):
+    for col in ("deploy", "commit", "state", "trigger", "started", "release", "approval", "why"):
         table.add_column(col)
     for d in found:
         table.add_row(
             d.id,
             d.sha[:12],
-            d.state,
+            d.state + (f" for {d.waiting_for}" if d.state == "waiting" and d.waiting_for else ""),
             d.trigger,
             _when(d.started_at),
             d.release or "-",
+            _approval(d),
             d.reason or "",
         )
     console.print(table)
+
+
+def _approval(d: Any) -> str:
+    if d.approvals:
+        a = d.approvals[-1]
+        return f"{a.decision} by {a.by} at {_when(a.at)}"
+    if d.state == "waiting" and d.waiting_for == "approval":
+        return f"waiting until {_when(d.expires_at)}"
+    return "-"
+
+
+@pipeline.command("approve")
+@click.argument("project")
+@click.argument("deploy_id", metavar="DEPLOY")
+@click.option("--by", help="Who approves (default: this user).")
+@click.option("--json", "as_json", is_flag=True)
+def approve(project: str, deploy_id: str, by: str | None, as_json: bool) -> None:
+    """Approve a deploy waiting for approval (its id: steep pipeline history): it goes on."""
+    from steep.pipeline import approvals
+    from steep.pipeline.deploy_step import Refused
+
+    _config().project(project)
+    try:
+        done = approvals.approve(project, deploy_id, by or getpass.getuser())
+    except Refused as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json(done.to_dict())
+    else:
+        a = done.approvals[-1]
+        click.echo(f"{done.id} approved by {a.by}: {done.env} deploys {done.sha[:12]} now")
+
+
+@pipeline.command("reject")
+@click.argument("project")
+@click.argument("deploy_id", metavar="DEPLOY")
+@click.option("--reason", default="", help="Why: recorded with the deploy and its run.")
+@click.option("--by", help="Who rejects (default: this user).")
+@click.option("--json", "as_json", is_flag=True)
+def reject(project: str, deploy_id: str, reason: str, by: str | None, as_json: bool) -> None:
+    """Reject a deploy waiting for approval: it fails, and its run with it."""
+    from steep.pipeline import approvals
+    from steep.pipeline.deploy_step import Refused
+
+    _config().project(project)
+    try:
+        done = approvals.reject(project, deploy_id, by or getpass.getuser(), reason)
+    except Refused as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json(done.to_dict())
+    else:
+        click.echo(f"{done.id} {done.reason}")
 
 
 @pipeline.command("lock")

@@ -1,15 +1,17 @@
 """A deploy stage's step: the checks before a deploy (the environment's lock, `requires`:
-the same tree passed there), one deploy per environment at a time, the artifact, and
-the deploy itself (steep.pipeline.deploy), resumed from its record after a worker died."""
+the same tree passed there), the approval it may wait for (steep.pipeline.approvals),
+one deploy per environment at a time (steep.pipeline.claims), the artifact, and the
+deploy itself (steep.pipeline.deploy), resumed from its record after a worker died."""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
-from steep.pipeline import artifacts, deploys, git, hosts, lockfiles
+from steep.pipeline import artifacts, claims, deploys, git, hosts, lockfiles
 from steep.pipeline import config as pipeline_config
 from steep.pipeline.definition import Plan, Step
 from steep.pipeline.deploy import DeployFailed, Deployment, record_live
@@ -19,7 +21,7 @@ from steep.pipeline.records import Run, StepRecord
 from steep.pipeline.runner import base_environment
 from steep.pipeline.store import client, keys
 
-HOLD = 3600  # seconds the one-deploy-at-a-time claim lasts without being renewed
+HOLD = claims.HOLD
 
 
 class Refused(Exception):
@@ -46,10 +48,31 @@ def deploy_step(
     config: pipeline_config.PipelineConfig,
     writer: LogWriter,
 ) -> tuple[str, str | None]:
-    """(step state, reason) of deploying this run's commit to `step.deploy`."""
+    """(step state, reason) of deploying this run's commit to `step.deploy`; ("waiting",
+    why) when it waits for a person (the step's record says so, its job returns)."""
+    assert step.deploy is not None
+    try:
+        return _deploy_step(run, record, step, plan, project, config, writer)
+    except Refused as exc:  # a deploy of this run that did not start ends with the reason
+        _give_up(project.name, step.deploy, run.id, str(exc))
+        raise
+
+
+def _deploy_step(
+    run: Run,
+    record: StepRecord,
+    step: Step,
+    plan: Plan,
+    project: pipeline_config.Project,
+    config: pipeline_config.PipelineConfig,
+    writer: LogWriter,
+) -> tuple[str, str | None]:
     assert step.deploy is not None
     env = plan.environments[step.deploy]
     name = env.name
+    earlier = deploys.of_run(project.name, name, run.id)
+    if earlier is not None and earlier.state in deploys.DEPLOY_FINAL:
+        return _outcome(earlier, writer)  # rejected, expired, superseded while it waited
     mirror = git.mirror(project.repo, config.mirror(project.name))
     sha = run.merge_sha or run.meta.sha
     assert sha is not None
@@ -68,19 +91,11 @@ def deploy_step(
                 + _differing(mirror, there, sha)
             )
         writer.note(f"tree {tree[:12]} passed {env.requires} in deploy {passed.id}")
-    if env.approval:
-        raise Refused(f"{name} needs an approval, which this server cannot record yet")
     if env.host and env.strategy != "releases":
         raise Refused(f"{name}: 'host' is for the releases strategy (a command runs here)")
-    deploy = next(
-        (
-            d
-            for d in deploys.history(project.name, name, 20)
-            if d.run_id == run.id and d.state == "running"
-        ),
-        None,
-    )
+    deploy = earlier
     if deploy is None:
+        lockfile, packages = lockfiles.pinned(lambda f: git.show(mirror, sha, f))
         deploy = deploys.new_deploy(
             project.name,
             name,
@@ -91,13 +106,30 @@ def deploy_step(
             run_id=run.id,
             by=run.meta.author,
             spec=to_json(env),
+            step=step.name,
+            state="waiting" if env.approval else "running",
+            lockfile=lockfile,
+            packages=packages,
         )
-        deploy.lockfile, deploy.packages = lockfiles.pinned(lambda f: git.show(mirror, sha, f))
-        deploys.save(deploy)
-    else:
-        last = deploy.phases[-1].name if deploy.phases else "nothing"
-        writer.note(f"resuming deploy {deploy.id} after {last}")
-    _claim(project.name, name, deploy.id, writer)
+    elif deploy.state == "running" and deploy.phases:
+        writer.note(f"resuming deploy {deploy.id} after {deploy.phases[-1].name}")
+    if env.approval and not deploy.approved:
+        from steep.pipeline.approvals import wait_for_approval
+
+        waits = wait_for_approval(run, record, deploy, env, project, config)
+        if waits.state in deploys.DEPLOY_FINAL:  # withdrawn meanwhile: the run ended
+            return _outcome(waits, writer)
+        writer.note(f"{record.reason} (or it fails at {_when(waits.expires_at or 0)})")
+        return "waiting", record.reason
+    if deploy.state == "approved":
+        yes = deploy.approvals[-1]
+        writer.note(f"deploy {deploy.id} approved by {yes.by} at {_when(yes.at)}")
+    try:
+        deploy = claims.claim(deploy, writer.note)
+    except claims.TurnLost as exc:
+        raise Refused(str(exc)) from None
+    if deploy.state == "superseded":
+        return _outcome(deploy, writer)
     if not artifacts.verify(path, digest):
         raise Refused(f"the artifact {path} does not match its digest: rebuild it (re-run)")
     environ = {
@@ -154,19 +186,35 @@ def deployments_done(deploy: deploys.Deploy) -> None:
         client().delete(keys().deploying(deploy.project, deploy.env))
 
 
-def _claim(project: str, env: str, deploy_id: str, writer: LogWriter) -> None:
-    """Wait until no other deploy of the environment runs, then hold the claim."""
-    key = keys().deploying(project, env)
-    said = False
-    while True:
-        holder = client().set(key, deploy_id, nx=True, ex=HOLD, get=True)
-        if holder is None or holder.decode() == deploy_id:  # type: ignore[union-attr]
-            client().set(key, deploy_id, ex=HOLD)
-            return
-        if not said:
-            writer.note(f"waiting for deploy {holder.decode()} of {env} to end")  # type: ignore[union-attr]
-            said = True
-        time.sleep(1.0)
+def _outcome(deploy: deploys.Deploy, writer: LogWriter) -> tuple[str, str | None]:
+    """The step's verdict from a deploy that ended: passed, skipped (superseded) or failed."""
+    if deploy.state == "succeeded":
+        return "passed", None
+    reason = deploy.reason or f"deploy {deploy.id} {deploy.state}"
+    writer.note(reason)
+    return ("skipped" if deploy.state == "superseded" else "failed"), reason
+
+
+def _give_up(project: str, env: str, run_id: str, reason: str) -> None:
+    """A deploy of this run refused before it switched anything ends failed, with why
+    (the claim, if it held one, goes to whoever waits)."""
+    deploy = deploys.of_run(project, env, run_id)
+    if deploy is None or deploy.state in deploys.DEPLOY_FINAL or deploy.phases:
+        return
+
+    def edit(d: deploys.Deploy) -> deploys.Deploy | None:
+        if d.state in deploys.DEPLOY_FINAL or d.phases:
+            return None
+        d.state, d.reason, d.finished_at, d.waiting_for = "failed", reason, time.time(), None
+        return d
+
+    gone, _ = deploys.change(deploy.id, edit)
+    if gone is not None and gone.state == "failed":
+        claims.leave(project, env, deploy.id)
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def rollback(project: str, name: str, release: str | None, by: str) -> deploys.Deploy:

@@ -4,13 +4,25 @@ every deploy with its phases, checks and rollbacks."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from steep.pipeline import store
 
-DEPLOY_STATES = ("waiting", "running", "succeeded", "failed", "rolled_back")
+# waiting: for a person (`waiting_for` "approval") or for the deploy that runs; approved:
+# a person said yes, its step is on its way; superseded: a newer deploy took its place
+DEPLOY_STATES = (
+    "waiting",
+    "approved",
+    "running",
+    "succeeded",
+    "failed",
+    "rolled_back",
+    "superseded",
+)
+DEPLOY_FINAL = frozenset({"succeeded", "failed", "rolled_back", "superseded"})
 
 
 class Phase(msgspec.Struct):
@@ -24,6 +36,15 @@ class CheckResult(msgspec.Struct):
     passed: bool
     detail: str
     seconds: float
+
+
+class Approval(msgspec.Struct):
+    """A person's decision on a deploy waiting for approval (or its expiry, by `steep`)."""
+
+    by: str
+    at: float
+    decision: str  # approved | rejected | expired
+    reason: str = ""
 
 
 class Deploy(msgspec.Struct, omit_defaults=True):
@@ -48,6 +69,17 @@ class Deploy(msgspec.Struct, omit_defaults=True):
     checks: list[CheckResult] = []
     lockfile: str | None = None  # where `packages` came from (steep.pipeline.lockfiles)
     packages: dict[str, str] = {}  # the Python packages the deployed tree pins
+    waiting_for: str | None = None  # "approval", or "deploy <id>" (the one that runs)
+    waiting_since: float | None = None
+    expires_at: float | None = None  # an approval not given by then fails the deploy
+    approvals: list[Approval] = []
+    step: str | None = None  # the run's step that carries it out (`deploy-<env>`)
+    superseded_by: str | None = None
+    supersedes: str | None = None  # the waiting deploy this one took the place of
+
+    @property
+    def approved(self) -> bool:
+        return any(a.decision == "approved" for a in self.approvals)
 
     def done(self, phase: str) -> bool:
         return any(p.name == phase for p in self.phases)
@@ -76,6 +108,36 @@ def save(deploy: Deploy) -> None:
     store.client().set(store.keys().deploy(deploy.id), msgspec.json.encode(deploy))
 
 
+class Conflict(Exception):
+    """The record kept changing under `change` (it never is, in practice: a sign of a bug)."""
+
+
+def change(
+    deploy_id: str, edit: Callable[[Deploy], Deploy | None], wake: str | None = None
+) -> tuple[Deploy | None, int]:
+    """Apply `edit` to the stored record of a deploy, atomically: stored only if the record
+    is still as `edit` saw it (pipeline_change_deploy.lua), else `edit` sees it again.
+    `edit` returns the new record, None to leave it as it is, or raises. With `wake` (a
+    step of the deploy's run) the step's wake count goes up in the same call.
+    Returns (the record now, the wake count: 0 if nothing was changed or woken)."""
+    r, k = store.client(), store.keys()
+    for _ in range(20):
+        raw = r.get(k.deploy(deploy_id))
+        if raw is None:
+            return None, 0
+        new = edit(_decoder.decode(raw))  # type: ignore[arg-type]
+        if new is None:
+            return _decoder.decode(raw), 0  # type: ignore[arg-type]
+        run_key = k.run(new.run_id) if wake and new.run_id else k.deploy(deploy_id)
+        done, woken = store._script(r, "change_deploy")(
+            keys=[k.deploy(deploy_id), run_key],
+            args=[raw, msgspec.json.encode(new), f"woken:{wake}" if wake else ""],
+        )
+        if int(done):
+            return new, int(woken)
+    raise Conflict(f"the record of deploy {deploy_id} kept changing")
+
+
 def get(deploy_id: str) -> Deploy | None:
     raw = store.client().get(store.keys().deploy(deploy_id))
     return _decoder.decode(raw) if raw else None  # type: ignore[arg-type]
@@ -85,6 +147,11 @@ def history(project: str, env: str, limit: int = 50) -> list[Deploy]:
     ids = store.client().zrevrange(store.keys().deploys(project, env), 0, limit - 1)
     found = [get(i.decode()) for i in ids]  # type: ignore[union-attr]
     return [d for d in found if d is not None]
+
+
+def of_run(project: str, env: str, run_id: str) -> Deploy | None:
+    """The newest deploy a run made to `env` (a run deploys once to each environment)."""
+    return next((d for d in history(project, env, 50) if d.run_id == run_id), None)
 
 
 def state(project: str, env: str) -> dict[str, str]:

@@ -43,9 +43,11 @@ ENV_KEYS = (
     "checks",
     "requires",
     "approval",
+    "approval_timeout",
     "env",
 )
 CHECK_KEYS = ("http", "run", "expect_status", "expect_text", "timeout", "retries")
+APPROVAL_TIMEOUT = 7 * 86400.0
 ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
@@ -84,6 +86,7 @@ class Environment:
     checks: tuple[Check, ...] = ()
     requires: str | None = None
     approval: bool = False
+    approval_timeout: float = APPROVAL_TIMEOUT  # seconds a deploy waits for a person
     env: dict[str, str] = field(default_factory=dict)
 
     def absolute(self, target: str) -> str:
@@ -215,6 +218,13 @@ def _environment(r: _Reader, name: str, t: Any) -> Environment:
         checks=tuple(_check(r, name, i, c) for i, c in enumerate(checks)),
         requires=text("requires"),
         approval=approval,
+        approval_timeout=_seconds(
+            r,
+            t.get("approval_timeout", APPROVAL_TIMEOUT),
+            f"{label}: 'approval_timeout'",
+            *where,
+            "approval_timeout",
+        ),
         env=_env(r, t.get("env", {}), *where, "env"),
     )
 

@@ -40,12 +40,17 @@ def conclude(run: Run, state: str, reason: str = "") -> bool:
         return False
     # steps that will never start are skipped *before* the verdict, so whoever sees the
     # verdict sees them skipped (a step job starting meanwhile ends itself as cancelled)
+    waiting = [s.name for s in fresh.steps if s.state == "waiting"]  # for a person
     for step in fresh.steps:
-        if step.state == "queued":  # a later stage, or a step no worker took in time
+        if step.state in ("queued", "waiting"):  # a later stage, a step no worker took in time
             step.state, step.reason = "skipped", f"the run ended before it started ({state})"
             store.save_step(run.id, step)
     if not store.finish_run(run, state, reason):
         return False
+    if waiting:  # their deploys no longer wait for an approval
+        from steep.pipeline.approvals import withdraw
+
+        withdraw(run.id, waiting, f"the run ended before it was approved ({state})")
     log.info("run %s %s%s", run.id, state, f": {reason}" if reason else "")
     send_status.enqueue(run.id)
     notify_run.enqueue(run.id)
@@ -157,22 +162,33 @@ def start_stage(run_id: str, plan: Plan, index: int) -> None:
 
 
 @job(queue=QUEUE, retries=2, timeout=7200)
-def run_step(run_id: str, name: str) -> str:
-    """One step in a fresh workspace: its verdict is the command's exit code."""
-    return execute_step(run_id, name)
+def run_step(run_id: str, name: str, generation: int = 0) -> str:
+    """One step in a fresh workspace: its verdict is the command's exit code. `generation`:
+    the step's wake this job is for (0, or resume_step's)."""
+    return execute_step(run_id, name, generation)
 
 
 @job(queue=CONTROL, retries=5, timeout=300)
-def stage_done(run_id: str, index: int) -> None:
-    """Every step of a stage is done (or its job died): start the next stage, or conclude."""
+def stage_done(run_id: str, index: int, resumed: str | None = None, generation: int = 0) -> None:
+    """Every step of a stage is done (or its job died): start the next stage, or conclude.
+    Called too when a step run again after a person decided on its deploy (`resumed`, its
+    `generation`-th wake: resume_step) is done; a stage with a step still waiting for a
+    person, or running again in a batch of its own, is not done yet."""
     run = store.get_run(run_id)
     if run is None or run.final:
         return
     plan = store.plan_of(run_id)
     names = [s.name for s in plan.stages[index]]
+    woken = store.wake_counts(run_id, names)
     for name in names:
         record = run.step(name)
-        if record is not None and record.state not in STEP_FINAL:
+        # the steps whose jobs were this batch's: a woken step belongs to its latest wake
+        ours = woken[name] == generation if resumed else woken[name] == 0
+        if resumed is not None and name != resumed:
+            ours = False
+        if record is not None and record.state not in STEP_FINAL and ours:
+            if record.state == "waiting":
+                continue  # its job returned: it waits for a person, not for a worker
             # its job died (the dead set has it): the step ends with the run, not never
             record.state, record.finished = "error", time.time()
             record.reason = (
@@ -182,6 +198,8 @@ def stage_done(run_id: str, index: int) -> None:
     run = store.get_run(run_id)
     assert run is not None
     stage = [r for n in names if (r := run.step(n)) is not None]
+    if any(r.state not in STEP_FINAL for r in stage):
+        return  # the stage_done of the step's wake (or of its batch) decides
     failed = [r for r in stage if r.state in ("failed", "cancelled")]
     errors = [r for r in stage if r.state == "error"]
     if failed or errors:
@@ -196,6 +214,27 @@ def stage_done(run_id: str, index: int) -> None:
         conclude(run, "passed")
 
 
+def resume_step(run_id: str, name: str, generation: int, waited: float = 0.0) -> None:
+    """Run step `name` again after a person decided on its deploy (approved, rejected, or
+    the approval expired): one job in a batch of its own, whose completion calls
+    stage_done for the step's stage as its `generation`-th wake. `waited`: the seconds
+    the run waited for that person, added to its deadline."""
+    plan = store.plan_of(run_id)
+    index = next(i for i, stage in enumerate(plan.stages) if any(s.name == name for s in stage))
+    if waited > 0:
+        total = store.add_waited(run_id, waited)
+        run = store.get_run(run_id)
+        started = run.started if run and run.started else time.time()
+        left = started + plan.timeout + total - time.time()
+        run_deadline.enqueue_in(max(left, 0.0) + DEADLINE_SLACK, run_id)
+    with batch(
+        description=f"{run_id} {name} again",
+        meta={"run": run_id, "stage": index, "step": name},
+        on_complete=stage_done.si(run_id, index, name, generation),
+    ) as b:
+        b.add(run_step.options(timeout=plan.step(name).timeout + 120.0).s(run_id, name, generation))
+
+
 @job(queue=CONTROL, retries=5, timeout=60)
 def run_deadline(run_id: str) -> None:
     """The run's timeout passed: whatever still runs is ended (the steps see the verdict)."""
@@ -203,12 +242,29 @@ def run_deadline(run_id: str) -> None:
     if run is None or run.final:
         return
     timeout = store.plan_of(run_id).timeout
+    if any(s.state == "waiting" for s in run.steps):
+        return  # waiting for a person does not count: resume_step arms the deadline again
+    left = (run.started or time.time()) + timeout + store.waited(run_id) - time.time()
+    if left > 0:  # moved by a wait for a person since this one was scheduled
+        run_deadline.enqueue_in(left + DEADLINE_SLACK, run_id)
+        return
     conclude(run, "failed", f"the run timed out after {timeout:g} s")
+
+
+@job(queue=CONTROL, retries=5, timeout=60)
+def expire_approval(deploy_id: str) -> None:
+    """A deploy's time to be approved (`approval_timeout`) is over: it fails, unless a
+    person decided meanwhile."""
+    from steep.pipeline.approvals import expire
+
+    expire(deploy_id)
 
 
 def _description(run: Run) -> str:
     if run.state == "queued":
         return "queued"
+    if run.state == "running" and (waiting := [s for s in run.steps if s.state == "waiting"]):
+        return f"{waiting[0].reason or 'waiting for approval'}"
     if run.state == "running":
         done = sum(1 for s in run.steps if s.state in STEP_FINAL)
         return f"running: {done} of {len(run.steps)} steps done"

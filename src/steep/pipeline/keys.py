@@ -26,7 +26,9 @@ class PipelineKeys:
 
     def run(self, run_id: str) -> str:
         """HASH: `meta` (JSON), `state`, `reason`, `started`, `finished`, `plan` (JSON),
-        `step:<name>` (JSON, one per step), `status_error`."""
+        `step:<name>` (JSON, one per step), `status_error`; `woken:<step>` (how many
+        times a person's decision on its deploy ran the step again), `waited` (seconds
+        spent waiting for a person, not counted against the run's timeout)."""
         return f"{self._base}:run:{run_id}"
 
     @property
@@ -89,6 +91,15 @@ class PipelineKeys:
     def deploying(self, project: str, env: str) -> str:
         """STRING deploy id, with a TTL renewed while it runs: one deploy at a time."""
         return f"{self._base}:project:{project}:env:{env}:deploying"
+
+    def deploy_next(self, project: str, env: str) -> str:
+        """STRING deploy id, with a TTL renewed while it waits: the one deploy waiting for
+        `deploying` to end (a newer one takes its place, pipeline_claim_deploy.lua)."""
+        return f"{self._base}:project:{project}:env:{env}:next"
+
+    def superseded(self, project: str, env: str) -> str:
+        """HASH deploy id -> the id of the newer deploy that took its place while it waited."""
+        return f"{self._base}:project:{project}:env:{env}:superseded"
 
     def deploy(self, deploy_id: str) -> str:
         """STRING: a deploy's record (JSON), its phases appended as they complete."""

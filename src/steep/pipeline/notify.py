@@ -1,6 +1,7 @@
-"""Telling people about a broken build, and about the first green one after it: a
-webhook POST (JSON) and a mail through an SMTP server, each sent by a steep job so a
-receiver that is down delays the message but never loses it."""
+"""Telling people about a broken build, about the first green one after it, and about a
+deploy waiting for their approval: a webhook POST (JSON) and a mail through an SMTP
+server, each sent by a steep job so a receiver that is down delays the message but never
+loses it."""
 
 from __future__ import annotations
 
@@ -43,6 +44,19 @@ def payload(run: Run, event: str, url: str) -> dict[str, object]:
     }
 
 
+def approval_payload(
+    run: Run, env: str, deploy_id: str, command: str, url: str
+) -> dict[str, object]:
+    """A deploy waits for a person: what it is, and how to approve it."""
+    return {
+        **payload(run, "approval", url),
+        "env": env,
+        "deploy": deploy_id,
+        "approve": command,
+        "reason": f"{env} waits for approval: {command}",
+    }
+
+
 def post_webhook(url: str, body: dict[str, object], timeout: float = 10.0) -> None:
     request = urllib.request.Request(
         url,
@@ -70,6 +84,10 @@ def send_mail(config: PipelineConfig, recipients: list[str], body: dict[str, obj
     verb = "is broken" if body["event"] == "failed" else "is green again"
     where = f"pull request #{body['pr']}" if body.get("pr") else f"branch {body['ref']}"
     message["Subject"] = f"[steep] {body['project']} {where} {verb} ({body['run']})"
+    if body["event"] == "approval":
+        message.replace_header(
+            "Subject", f"[steep] {body['project']} {body['env']} waits for approval ({body['run']})"
+        )
     message["From"] = notify.mail_from
     message["To"] = ", ".join(recipients)
     lines = [

@@ -15,7 +15,17 @@ import msgspec
 
 RUN_STATES = ("queued", "running", "passed", "failed", "cancelled", "error")
 FINAL = frozenset({"passed", "failed", "cancelled", "error"})
-STEP_STATES = ("queued", "running", "passed", "failed", "cancelled", "skipped", "error")
+# `waiting`: a deploy step waiting for a person (an approval); its job has returned
+STEP_STATES = (
+    "queued",
+    "running",
+    "waiting",
+    "passed",
+    "failed",
+    "cancelled",
+    "skipped",
+    "error",
+)
 STEP_FINAL = frozenset({"passed", "failed", "cancelled", "skipped", "error"})
 TRIGGERS = ("push", "pull_request", "poll", "manual", "rerun")
 

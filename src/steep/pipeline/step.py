@@ -61,13 +61,17 @@ def environment(run: Run, step: Step, plan: Plan, secrets: dict[str, str]) -> di
     return env
 
 
-def execute_step(run_id: str, name: str) -> str:
+def execute_step(run_id: str, name: str, generation: int = 0) -> str:
     run = store.get_run(run_id)
     if run is None:
         return "gone"
     record = run.step(name)
     if record is None or record.state in STEP_FINAL:
         return record.state if record else "gone"
+    if store.wake_counts(run_id, [name])[name] != generation:
+        # a delivery from before a person's decision ran the step again (its worker died
+        # after the step began to wait): the later job carries the step on, not this one
+        return record.state
     if run.final:
         record.state, record.finished = "cancelled", time.time()
         record.reason = f"the run ended before it started ({run.state})"
@@ -81,7 +85,8 @@ def execute_step(run_id: str, name: str) -> str:
     host = socket.gethostname()
     interrupted = record.state == "running"
     stale = (record.pid, record.pid_started) if record.host == host else (None, None)
-    record.attempt += 1
+    if record.state != "waiting":  # a deploy a person approved goes on in the same attempt
+        record.attempt += 1
     record.state, record.started, record.finished = "running", time.time(), None
     record.host, record.pid, record.pid_started, record.reason = host, None, None, None
     writer = LogWriter(run_id, name, config.log_file(run_id, name), masker, config.log_lines)
@@ -134,6 +139,8 @@ def _build(
         except Refused as exc:
             state, why = "failed", str(exc)
             writer.note(why)
+        if state == "waiting":  # for a person: the record says so already, the job returns
+            return state
         return _finish(run_id, record, state, 0 if state == "passed" else None, why)
     mirror = git.mirror(project.repo, config.mirror(project.name))
     shutil.rmtree(workspace, ignore_errors=True)

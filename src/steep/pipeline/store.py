@@ -157,6 +157,25 @@ def save_step(run_id: str, step: StepRecord) -> None:
     client().hset(keys().run(run_id), step_field(step.name), _encoder.encode(step))
 
 
+def wake_counts(run_id: str, steps: list[str]) -> dict[str, int]:
+    """How many times each step was run again after a person decided on its deploy (the
+    `woken:<step>` fields of the run, raised by pipeline_change_deploy.lua)."""
+    if not steps:
+        return {}
+    raw = client().hmget(keys().run(run_id), [f"woken:{s}" for s in steps])
+    return {s: int(v) if v else 0 for s, v in zip(steps, raw, strict=True)}  # type: ignore[arg-type]
+
+
+def add_waited(run_id: str, seconds: float) -> float:
+    """Add time the run spent waiting for a person (not counted against its timeout)."""
+    return float(client().hincrbyfloat(keys().run(run_id), "waited", seconds))  # type: ignore[arg-type]
+
+
+def waited(run_id: str) -> float:
+    raw = client().hget(keys().run(run_id), "waited")
+    return float(raw) if raw else 0.0  # type: ignore[arg-type]
+
+
 def finish_run(run: Run, state: str, reason: str = "") -> bool:
     """Give `run` its verdict; False if it had one already."""
     assert state in FINAL
