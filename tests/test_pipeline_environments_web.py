@@ -111,6 +111,7 @@ def test_the_page_shows_what_runs_where_and_the_commits_waiting(ci, shop2, web):
     assert sha[:10] in html and "Ada Dev" in html
     assert f'href="http://127.0.0.1:{ports["staging"]}"' in html
     assert "nothing runs in production yet: every commit of staging waits" in html
+    assert "Roll back" not in html  # one release: nothing to roll back to
     assert "Promote staging → production" in html
     assert "SHOP_SECRET" in html and SECRET not in html  # names of env, never values
     api = web.get("/api/pipeline/projects/shop/environments").json()
@@ -169,6 +170,7 @@ def test_lock_unlock_promote_and_roll_back_with_the_buttons(ci, shop2, web):
     _staged(ci, files, version=2)
     assert _answer(ports["staging"]) == "Shop v2"
     first, second = deploys.history("shop", "staging")[1], deploys.history("shop", "staging")[0]
+    assert f'data-confirm="Roll staging back to {first.release}?"' in web.get(ENV).text
     back = _flash(_post(web, f"{ENV}/staging/rollback"))
     assert back.startswith(f"staging rolled back to {first.release}")
     assert _answer(ports["staging"]) == "Shop v1"

@@ -174,6 +174,10 @@ def environment(project: str, name: str, env: Environment | None, mirror: Any) -
     by_id = {d.id: d for d in history}
     last = by_id.get(live.get("deploy", "")) or (history[0] if history else None)
     put = _live_deploy(history, live)
+    # what `steep pipeline rollback` goes back to: the release before the first deploy of
+    # the live one (steep.pipeline.deploy_step.rollback)
+    made = {d.release: d for d in history if d.release}
+    first = made.get(live.get("release", ""))
     url = (env.url if env else None) or live.get("url")
     return {
         "name": name,
@@ -200,7 +204,7 @@ def environment(project: str, name: str, env: Environment | None, mirror: Any) -
         "waiting": [deploy_dict(d) for d in history if d.state == "waiting"],
         "history": [deploy_dict(d) for d in history[:HISTORY]],
         "more_history": len(history) > HISTORY,
-        "releases": sorted({d.release for d in history if d.release}),
+        "rollback_to": first.previous if first is not None else None,
     }
 
 
