@@ -67,6 +67,17 @@ def test_lock_unlock_promote_and_roll_back_on_the_environments_page(ci, ci_web, 
     expect(production.locator(".sha")).to_have_text(sha[:10], timeout=90_000)
     expect(production.locator(".state").first).to_have_text("succeeded")
     expect(between).to_contain_text("production runs what staging runs")
+    # the promotion's run page shows its deploy stage: the deploy, its phases and checks
+    promoted = deploys.history("shop", "production")[0]
+    page.goto(f"{ci_web}/pipeline/runs/{promoted.run_id}")
+    stage = page.locator('[data-deploy-step="deploy-production"]')
+    expect(stage.get_by_role("link", name=promoted.id)).to_be_visible()
+    expect(stage.locator('li[data-phase="publishing"]')).to_be_visible()
+    expect(stage.locator('tr[data-check="GET /"]')).to_contain_text("passed")
+    page.screenshot(path=str(ARTIFACTS / "pipeline-run-deploy.png"), full_page=True)
+    stage.get_by_role("link", name=promoted.id).click()
+    expect(page.locator("#deploy-state")).to_have_text("succeeded")
+    expect(page.locator("ol.timeline li").last).to_contain_text("finished")
     # a second release on staging, then roll back to the first with the button
     first = deploys.history("shop", "staging")[0]
     _, second = _staged(ci, files, version=2, message="Ship v2")
