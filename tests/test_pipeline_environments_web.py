@@ -254,3 +254,35 @@ def test_the_dashboard_user_is_the_basic_username(ci, monkeypatch):
     assert _flash(response) == "staging locked: a freeze"
     assert deploys.state("shop", "staging")["locked_by"] == "ops"
     assert "Locked by <strong>ops</strong>" in web.get(ENV).text
+
+
+def test_the_history_pages_fifty_at_a_time(ci, web):
+    deploys.set_state("shop", "staging", branch="staging")
+    made = [
+        deploys.new_deploy("shop", "staging", sha=f"{i:040x}", tree="t", digest="d", trigger="push")
+        for i in range(55)
+    ]
+    newest_first = [d.id for d in deploys.history("shop", "staging", 100)]
+    first = web.get(f"{ENV}/staging").text
+    shown = re.findall(r'<tr data-deploy="([^"]+)"', first)
+    assert shown == newest_first[:50] and 'href="?offset=50"' in first
+    older = re.findall(r'<tr data-deploy="([^"]+)"', web.get(f"{ENV}/staging?offset=50").text)
+    assert older == newest_first[50:] and sorted(shown + older) == sorted(d.id for d in made)
+    card = web.get("/api/pipeline/projects/shop/environments").json()["environments"][0]
+    assert len(card["history"]) == 10 and card["more_history"] is True
+
+
+def test_a_read_only_dashboard_shows_no_button_and_refuses_them(ci, shop2, monkeypatch):
+    from steep.pipeline.web import extension
+    from steep.web import create_app
+
+    _, _, files = shop2
+    _staged(ci, files)
+    for name in ("STEEP_WEB_PASSWORD", "STEEP_WEB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    web = TestClient(create_app(read_only=True, extensions=[extension()]), client=LOCAL)
+    page = web.get(ENV).text
+    assert "Promote staging" not in page and 'name="reason"' not in page
+    assert "<form" not in page
+    refused = _post(web, f"{ENV}/staging/lock", reason="no")
+    assert refused.status_code == 403 and "locked_by" not in deploys.state("shop", "staging")

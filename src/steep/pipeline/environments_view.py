@@ -85,7 +85,10 @@ def public(env: Environment | None) -> dict[str, Any]:
 
 def deploy_dict(deploy: Deploy) -> dict[str, Any]:
     """A deploy record to show: its spec with the `env` names only."""
-    out = deploy.to_dict()
+    # every field, defaults too (the record omits them: a running deploy has no "state")
+    out: dict[str, Any] = msgspec.to_builtins(
+        {name: getattr(deploy, name) for name in deploy.__struct_fields__}
+    )
     spec = out.pop("spec", None)
     if spec is not None:
         out["env_names"] = sorted(spec.get("env") or {})
