@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 from typing import Any
 
 import msgspec
@@ -26,6 +27,7 @@ HISTORY = 10  # deploys per environment on the Environments page
 PENDING = 50  # commits listed between two environments
 APPROVALS = "steep.pipeline.approvals"
 _SEP = "\x1f"
+_SHA = re.compile(r"[0-9a-f]{7,64}")  # what goes to git as a revision: never an option
 
 
 class Refused(Exception):
@@ -122,7 +124,7 @@ def _commits(mirror: Any, args: list[str]) -> list[dict[str, str]]:
 
 
 def commit(mirror: Any, sha: str | None) -> dict[str, str] | None:
-    if not sha or mirror is None:
+    if not sha or mirror is None or not _SHA.fullmatch(sha):
         return None
     try:
         found = _commits(mirror, ["-n", "1", sha, "--"])
@@ -133,7 +135,13 @@ def commit(mirror: Any, sha: str | None) -> dict[str, str] | None:
 
 def pending(mirror: Any, upstream: str, here: str, up_sha: str | None, sha: str | None) -> Any:
     """The commits that run in `upstream` and not yet in `here`."""
-    out: dict[str, Any] = {"from": upstream, "to": here, "commits": [], "same": False}
+    out: dict[str, Any] = {
+        "from": upstream,
+        "to": here,
+        "commits": [],
+        "same": False,
+        "more": False,
+    }
     if not up_sha:
         out["note"] = f"nothing runs in {upstream} yet"
         return out
@@ -142,6 +150,9 @@ def pending(mirror: Any, upstream: str, here: str, up_sha: str | None, sha: str 
         return out
     if mirror is None:
         out["note"] = "this machine has no mirror of the project to compare the commits"
+        return out
+    if not _SHA.fullmatch(up_sha) or (sha and not _SHA.fullmatch(sha)):
+        out["note"] = "cannot compare the commits: a recorded commit is not a sha"
         return out
     try:
         span = [up_sha, "--"] if not sha else [f"{sha}..{up_sha}", "--"]
