@@ -215,22 +215,13 @@ def deploy(project: str, env: str, ref: str | None, sha: str | None, as_json: bo
 @click.option("--json", "as_json", is_flag=True)
 def promote(project: str, source: str, target: str, as_json: bool) -> None:
     """Deploy to TARGET exactly what runs in SOURCE (its artifact, not rebuilt or retested)."""
-    from steep.pipeline import start_run
+    from steep.pipeline import environments_view
 
     _config().project(project)
-    live = _live_sha(project, source)
-    if not live.get("sha"):
-        _fail(f"nothing runs in {source} yet: deploy it first")
-    sha = live["sha"]
-    run_id, _ = start_run(
-        project,
-        live.get("branch") or sha[:12],
-        trigger="promote",
-        sha=sha,
-        lane=f"deploy:{target}",
-        deploy_to=target,
-        deploy_only=True,
-    )
+    try:
+        run_id, sha = environments_view.promote(project, source, target)
+    except environments_view.Refused as exc:
+        _fail(str(exc))
     if as_json:
         _echo_json({"id": run_id, "sha": sha})
     else:
@@ -244,14 +235,15 @@ def promote(project: str, source: str, target: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def rollback(project: str, env: str, release: str | None, as_json: bool) -> None:
     """Switch ENV back to an earlier release, restart it and check its health."""
-    from steep.pipeline.jobs import rollback_env
+    from steep.pipeline import environments_view
 
     _config().project(project)
-    job = rollback_env.options(result_ttl=3600).enqueue(project, env, release, getpass.getuser())
     try:
-        result = job.result(timeout=600)
+        result = environments_view.rollback(project, env, release, getpass.getuser(), 600)
     except Exception as exc:
         _fail(f"the rollback did not finish: {exc}")
+    if result is None:
+        _fail("the rollback did not finish within 600 s: see `steep pipeline history`")
     if as_json:
         _echo_json(result)
     elif result.get("state") == "succeeded":

@@ -143,8 +143,9 @@ def get(deploy_id: str) -> Deploy | None:
     return _decoder.decode(raw) if raw else None  # type: ignore[arg-type]
 
 
-def history(project: str, env: str, limit: int = 50) -> list[Deploy]:
-    ids = store.client().zrevrange(store.keys().deploys(project, env), 0, limit - 1)
+def history(project: str, env: str, limit: int = 50, offset: int = 0) -> list[Deploy]:
+    key = store.keys().deploys(project, env)
+    ids = store.client().zrevrange(key, offset, offset + limit - 1)
     found = [get(i.decode()) for i in ids]  # type: ignore[union-attr]
     return [d for d in found if d is not None]
 

@@ -14,8 +14,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from steep.pipeline import config as pipeline_config
-from steep.pipeline import logs, store, trigger
+from steep.pipeline import environments_view, logs, store, trigger
 from steep.pipeline.records import Run
+from steep.pipeline.web_environments import routes as environment_routes
 from steep.web.actions import Refused, action
 from steep.web.app import render
 from steep.web.extension import Extension, Panel
@@ -76,6 +77,9 @@ def _run_context(run: Run) -> dict[str, Any]:
         "shown_repo": config.projects[run.meta.project].shown_repo
         if run.meta.project in config.projects
         else "-",
+        "deploys": environments_view.deploys_of_run(
+            run.meta.project, [s.name for s in run.steps if s.stage == "deploy"], run.id
+        ),
     }
 
 
@@ -167,6 +171,7 @@ def extension() -> Extension:
             Route("/api/pipeline/runs", api_runs),
             Route("/api/pipeline/runs/{run_id}", api_run),
             Route("/api/pipeline/runs/{run_id}/log", api_log),
+            *environment_routes(),
         ],
         nav=(("pipeline", "/pipeline", "Pipelines"),),
         templates=HERE / "templates",
