@@ -26,7 +26,8 @@ class PipelineKeys:
 
     def run(self, run_id: str) -> str:
         """HASH: `meta` (JSON), `state`, `reason`, `started`, `finished`, `plan` (JSON),
-        `step:<name>` (JSON, one per step), `status_error`."""
+        `step:<name>` (JSON, one per step), `status_error`; a merge (steep.pipeline.gate)
+        adds `gate_state`, `gate_line`, `gate_head`, `gate_ff`, `gate_ref`, `gate_run`."""
         return f"{self._base}:run:{run_id}"
 
     @property
@@ -55,6 +56,11 @@ class PipelineKeys:
         """STRING run id, with a TTL: this commit of this lane has a run already (a push
         seen by both the webhook and the poller builds once)."""
         return f"{self._base}:project:{project}:built:{lane}:{sha}"
+
+    def merges(self, project: str, target: str) -> str:
+        """ZSET run id -> created (ms): the merges into `target` not yet settled, oldest
+        first. The first is the one being tested; the others wait for their turn."""
+        return f"{self._base}:project:{project}:merges:{target}"
 
     def heads(self, project: str) -> str:
         """HASH branch -> sha: what the poller last saw on the remote."""
