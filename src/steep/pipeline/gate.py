@@ -291,8 +291,8 @@ def merge_concluded(run_id: str, project_name: str, target: str) -> None:
             )
             _settle(run_id, "failed", line)
     finally:
-        if (gone := store.get_run(run_id)) is None or _gate(run_id).get("gate_state") in SETTLED:
-            _next_turn(project_name, target, run_id, gone)
+        if store.get_run(run_id) is None or _gate(run_id).get("gate_state") in SETTLED:
+            _next_turn(project_name, target, run_id)
 
 
 def _move_target(run: Any) -> None:
@@ -371,23 +371,25 @@ def _target_run(run: Any, marker: str) -> str:
 
 
 def _settle(run_id: str, state: str, line: str, **more: str) -> None:
+    """The merge's outcome, once its commit's ref is off the origin."""
+    run = store.get_run(run_id)
+    ref = _gate(run_id).get("gate_ref")
+    if ref and run is not None:
+        try:
+            config = pipeline_config.load()
+            project = config.project(run.meta.project)
+            mirror = git.mirror(project.repo, config.mirror(project.name))
+            git.delete_remote_ref(mirror, project.repo, ref)
+        except git.GitError as exc:  # it only keeps a commit alive: never hold the queue
+            log.warning("run %s: %s not deleted: %s", run_id, ref, exc)
     store.client().hset(
         store.keys().run(run_id), mapping={"gate_state": state, "gate_line": line, **more}
     )
     log.info("run %s: %s", run_id, line)
 
 
-def _next_turn(project_name: str, target: str, run_id: str, run: Any) -> None:
-    """The merge is settled: drop its commit's ref from the origin and start the next."""
-    ref = _gate(run_id).get("gate_ref") if run is not None else None
-    if ref:
-        try:
-            config = pipeline_config.load()
-            project = config.project(project_name)
-            mirror = git.mirror(project.repo, config.mirror(project.name))
-            git.delete_remote_ref(mirror, project.repo, ref)
-        except git.GitError as exc:  # it only keeps a commit alive: never hold the queue
-            log.warning("run %s: %s not deleted: %s", run_id, ref, exc)
+def _next_turn(project_name: str, target: str, run_id: str) -> None:
+    """The merge is settled: the next merge into the target takes its turn."""
     r = store.client()
     key = store.keys().merges(project_name, target)
     r.zrem(key, run_id)
