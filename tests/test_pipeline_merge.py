@@ -211,3 +211,29 @@ def test_merges_into_one_target_are_tested_one_at_a_time_on_what_the_last_one_le
     c = settled(gate.request_merge("shop", "three", "staging", author=ADA, ff=True))
     assert c.state == "merged" and c.sha == three == origin(ci, "staging")
     assert ci.wait(c.target_run).step("tests").reused_from == c.id
+
+
+def test_a_merge_asked_while_no_worker_runs_waits_for_one_and_loses_nothing(ci, monkeypatch):
+    ci.repo.commit({"steep.toml": definition([{"name": "tests", "run": "true"}])})
+    ci.repo.push("main")
+    ci.repo.push("staging")
+    head = branch_from(ci, "main", "feature", {"feature.txt": "x\n"})
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Bo Ops")  # who asks, as git would sign it
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "bo@example.com")
+    asked = steep(
+        ci, "merge", "shop", "feature", "--into", "staging", "--timeout", "2", check=False
+    )
+    assert asked.returncode == 1
+    run_id = asked.stdout.split(":")[0]
+    assert (
+        f"{run_id}: merge of feature into staging, asked by Bo Ops <bo@example.com>" in asked.stdout
+    )
+    assert "is a steep pipeline server (or a worker of steep.pipeline.jobs" in asked.stderr
+    assert f"{run_id} is not settled after 2 s (waiting)" in asked.stderr
+    ci.worker()
+    merged = settled(run_id)
+    assert merged.state == "merged" and origin(ci, "staging") == merged.sha
+    assert parents(ci, merged.sha)[1] == head
+    assert git("log", "-1", "--format=%an <%ae>", merged.sha, cwd=ci.repo.origin) == (
+        "Bo Ops <bo@example.com>"
+    )

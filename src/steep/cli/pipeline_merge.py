@@ -5,6 +5,7 @@ when it is green."""
 from __future__ import annotations
 
 import getpass
+import os
 import socket
 import sys
 import time
@@ -23,21 +24,17 @@ NO_WORKER_HINT = 10.0
 
 
 def _who() -> str:
-    """The person asking: git's user.name and user.email here, or the OS user."""
+    """The person asking, as git would sign their commits here (GIT_AUTHOR_NAME and
+    _EMAIL, then user.name and user.email), or the OS user."""
     from steep.pipeline import git
 
-    said: dict[str, str] = {}
-    for key in ("user.name", "user.email"):
-        try:
-            done = git.run(["config", "--get", key], ok=(0, 1))
-        except git.GitError:
-            continue
-        if done.returncode == 0 and done.stdout.strip():
-            said[key] = done.stdout.strip()
-    user = getpass.getuser()
-    name = said.get("user.name", user)
-    mail = said.get("user.email", f"{user}@{socket.gethostname()}")
-    return f"{name} <{mail}>"
+    mine = {k: v for k, v in os.environ.items() if k in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL")}
+    try:
+        ident = git.run(["var", "GIT_AUTHOR_IDENT"], env=mine).stdout.strip()
+        return ident.rsplit(" ", 2)[0]  # "Name <mail> 1764650000 +0000"
+    except git.GitError:  # no identity git would accept
+        user = getpass.getuser()
+        return f"{user} <{user}@{socket.gethostname()}>"
 
 
 def _say(text: str, err: bool = False) -> None:
@@ -129,10 +126,14 @@ def _follow(run_id: str, timeout: float, quiet: bool) -> MergeStatus:
         if current.settled:
             return current
         waited = time.monotonic() - started
-        if waited > NO_WORKER_HINT and current.run_state == "queued" and not current.ahead:
+        if (
+            waited > min(NO_WORKER_HINT, timeout / 2)
+            and current.run_state == "queued"
+            and not current.ahead
+        ):
             once(
                 "hint",
-                f"nothing has taken {run_id} after {NO_WORKER_HINT:g} s: is a steep pipeline"
+                f"nothing has taken {run_id} after {waited:.0f} s: is a steep pipeline"
                 " server (or a worker of steep.pipeline.jobs on pipeline-control) running?",
                 err=True,
             )

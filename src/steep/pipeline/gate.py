@@ -186,8 +186,9 @@ def _claim(run_id: str, fields: dict[str, str]) -> bool:
             pipe.watch(key)
             if pipe.hget(key, "gate_state") not in (None, b"waiting"):
                 return False
+            values: dict[Any, Any] = {**fields, "gate_state": "testing"}
             pipe.multi()
-            pipe.hset(key, mapping={**fields, "gate_state": "testing"})
+            pipe.hset(key, mapping=values)
             pipe.execute()
         except redis.WatchError:
             return False
@@ -325,7 +326,7 @@ def _move_target(run: Any) -> None:
         run.id,
         "merged",
         f"{target} moved from {base[:12]} to {sha[:12]}, the commit tested in {run.id};"
-        f" {target_run} deploys it",
+        f" {target}'s run {target_run} deploys it",
         gate_run=target_run,
     )
     log.info("run %s: %s moved to %s", run.id, target, sha[:12])
@@ -382,9 +383,8 @@ def _settle(run_id: str, state: str, line: str, **more: str) -> None:
             git.delete_remote_ref(mirror, project.repo, ref)
         except git.GitError as exc:  # it only keeps a commit alive: never hold the queue
             log.warning("run %s: %s not deleted: %s", run_id, ref, exc)
-    store.client().hset(
-        store.keys().run(run_id), mapping={"gate_state": state, "gate_line": line, **more}
-    )
+    values: dict[Any, Any] = {"gate_state": state, "gate_line": line, **more}
+    store.client().hset(store.keys().run(run_id), mapping=values)
     log.info("run %s: %s", run_id, line)
 
 
