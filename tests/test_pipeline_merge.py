@@ -176,6 +176,10 @@ def test_a_conflict_an_unknown_branch_or_a_merge_into_itself_is_one_clear_line(c
     unknown = steep(ci, "merge", "shop", "nope", "--into", "staging", check=False)
     assert unknown.returncode == 1
     assert f"staging not moved: no branch 'nope' on {ci.repo.origin}" in unknown.stdout
+    merged = steep(ci, "merge", "shop", "main", "--into", "staging", check=False)
+    assert merged.returncode == 1
+    assert "staging not moved: nothing to merge: main (" in merged.stdout
+    assert ") is in staging already" in merged.stdout
     itself = steep(ci, "merge", "shop", "staging", "--into", "staging", check=False)
     assert itself.returncode == 2 and "does not merge into itself" in itself.stderr
     author = steep(

@@ -218,30 +218,46 @@ def prepare_merge(run_id: str) -> None:
     except git.GitError as exc:
         jobs.conclude(run, "error", f"cannot fetch {project.shown_repo}: {exc}")
         return
-    head = git.branch_head(mirror, m.ref)
-    base = git.branch_head(mirror, target)
-    for name, sha in ((m.ref, head), (target, base)):
-        if sha is None:
-            jobs.conclude(run, "error", f"no branch {name!r} on {project.shown_repo}")
-            return
-    assert head is not None and base is not None
-    if git.is_ancestor(mirror, head, base):
-        jobs.conclude(
-            run, "error", f"nothing to merge: {m.ref} ({head[:12]}) is in {target} already"
-        )
-        return
-    fast_forward = g.get("gate_ff") == "1" and git.is_ancestor(mirror, base, head)
     try:
-        sha = head if fast_forward else _merge_commit(mirror, run.meta, base, head)
-    except git.MergeConflict as exc:
-        jobs.conclude(run, "error", f"{m.ref} does not merge into {target}: conflicts in {exc}")
+        made = _make(run, mirror, project.shown_repo, g.get("gate_ff") == "1")
+    except git.GitError as exc:  # never leave the merge queued, holding its target's queue
+        jobs.conclude(run, "error", f"cannot make the merge: {exc}")
         return
+    if made is None:
+        return
+    sha, base, head, fast_forward = made
     fields = {"sha": sha, "base_sha": base, "gate_head": head}
     if not fast_forward:
         fields["gate_ref"] = _hidden_ref(run_id)
     if not _claim(run_id, fields):
         return
     _prepare(run_id, {**g, **fields})
+
+
+def _make(run: Any, mirror: Any, shown_repo: str, ff: bool) -> tuple[str, str, str, bool] | None:
+    """(the commit to test, the target's, the branch's, fast-forward), or None when
+    the run got its verdict instead (an unknown branch, nothing to merge, a conflict)."""
+    m = run.meta
+    target = m.base_ref or ""
+    head = git.branch_head(mirror, m.ref)
+    base = git.branch_head(mirror, target)
+    for name, sha in ((m.ref, head), (target, base)):
+        if sha is None:
+            jobs.conclude(run, "error", f"no branch {name!r} on {shown_repo}")
+            return None
+    assert head is not None and base is not None
+    if git.is_ancestor(mirror, head, base):
+        jobs.conclude(
+            run, "error", f"nothing to merge: {m.ref} ({head[:12]}) is in {target} already"
+        )
+        return None
+    fast_forward = ff and git.is_ancestor(mirror, base, head)
+    try:
+        sha = head if fast_forward else _merge_commit(mirror, run.meta, base, head)
+    except git.MergeConflict as exc:
+        jobs.conclude(run, "error", f"{m.ref} does not merge into {target}: conflicts in {exc}")
+        return None
+    return sha, base, head, fast_forward
 
 
 def _merge_commit(mirror: Any, meta: RunMeta, base: str, head: str) -> str:
