@@ -41,6 +41,8 @@ def _short(text: str | None, width: int = 50) -> str:
 
 
 def _ref(run: Any) -> str:
+    if run.meta.lane.startswith("merge:"):  # steep pipeline merge
+        return f"merge of {run.meta.ref} into {run.meta.base_ref}"
     return f"#{run.meta.pr} {run.meta.ref}" if run.meta.pr is not None else run.meta.ref
 
 
@@ -294,5 +296,5 @@ def server(host: str, port: int, builders: int) -> None:
         _fail(str(exc))
 
 
-# the environments' commands and the demo join the group
-from steep.cli import pipeline_demo, pipeline_deploys  # noqa: E402, F401
+# the environments' commands, the merge gate and the demo join the group
+from steep.cli import pipeline_demo, pipeline_deploys, pipeline_merge  # noqa: E402, F401

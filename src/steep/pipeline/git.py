@@ -167,8 +167,16 @@ class MergeConflict(Exception):
         self.files = files
 
 
-def merge(mirror_path: Path, base: str, head: str) -> str:
-    """The commit merging `head` into `base` (what a pull request would become)."""
+def merge(
+    mirror_path: Path,
+    base: str,
+    head: str,
+    *,
+    message: str | None = None,
+    identity: dict[str, str] | None = None,
+) -> str:
+    """The commit merging `head` into `base` (what a pull request would become), by
+    default with the fixed identity of MERGE_ENV; raises MergeConflict."""
     done = run(
         ["merge-tree", "--write-tree", "--name-only", "--no-messages", base, head],
         mirror_path,
@@ -178,10 +186,43 @@ def merge(mirror_path: Path, base: str, head: str) -> str:
     if done.returncode == 1:
         raise MergeConflict([line for line in lines[1:] if line.strip()] or ["(unknown files)"])
     tree = lines[0].strip()
-    message = f"Merge {head} into {base}"
+    message = message or f"Merge {head} into {base}"
     return run(
-        ["commit-tree", tree, "-p", base, "-p", head, "-m", message], mirror_path, env=MERGE_ENV
+        ["commit-tree", tree, "-p", base, "-p", head, "-m", message],
+        mirror_path,
+        env=identity or MERGE_ENV,
     ).stdout.strip()
+
+
+def branch_head(mirror_path: Path, branch: str) -> str | None:
+    """The commit branch `branch` points at in the mirror (a branch only), or None."""
+    done = run(
+        ["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}"],
+        mirror_path,
+        ok=(0, 1),
+    )
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def is_ancestor(mirror_path: Path, ancestor: str, descendant: str) -> bool:
+    done = run(["merge-base", "--is-ancestor", ancestor, descendant], mirror_path, ok=(0, 1))
+    return done.returncode == 0
+
+
+def push(mirror_path: Path, repo: str, sha: str, ref: str, *, expect: str | None = None) -> None:
+    """Set `ref` on the remote `repo` to `sha`, pushed from the mirror (to the URL, not to
+    the mirror's remote: a mirror's remote would push every ref). With `expect`, only if
+    the remote's ref is still at `expect`: the remote checks that under its ref lock, so
+    a ref moved meanwhile refuses the push and nothing moves."""
+    if expect is None:
+        args = ["push", "--quiet", repo, f"+{sha}:{ref}"]
+    else:
+        args = ["push", "--quiet", f"--force-with-lease={ref}:{expect}", repo, f"{sha}:{ref}"]
+    run(args, mirror_path, timeout=120.0)
+
+
+def delete_remote_ref(mirror_path: Path, repo: str, ref: str) -> None:
+    run(["push", "--quiet", repo, f":{ref}"], mirror_path, timeout=120.0)
 
 
 def checkout(mirror_path: Path, sha: str, workspace: Path) -> None:

@@ -54,6 +54,8 @@ def conclude(run: Run, state: str, reason: str = "") -> bool:
     log.info("run %s %s%s", run.id, state, f": {reason}" if reason else "")
     send_status.enqueue(run.id)
     notify_run.enqueue(run.id)
+    if run.meta.lane.startswith(gate.LANE_PREFIX):  # the merge gate moves its target, or not
+        gate.merge_concluded.enqueue(run.id, run.meta.project, run.meta.base_ref or "")
     return True
 
 
@@ -382,3 +384,7 @@ def rollback_env(project: str, env: str, release: str | None, by: str) -> dict: 
         return rollback(project, env, release, by).to_dict()
     except Refused as exc:
         return {"state": "refused", "reason": str(exc)}
+
+
+# the merge gate's jobs, registered with these (a worker imports this module only)
+from steep.pipeline import gate  # noqa: E402

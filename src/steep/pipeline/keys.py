@@ -28,7 +28,9 @@ class PipelineKeys:
         """HASH: `meta` (JSON), `state`, `reason`, `started`, `finished`, `plan` (JSON),
         `step:<name>` (JSON, one per step), `status_error`; `woken:<step>` (how many
         times a person's decision on its deploy ran the step again), `waited` (seconds
-        spent waiting for a person, not counted against the run's timeout)."""
+        spent waiting for a person, not counted against the run's timeout); a merge
+        (steep.pipeline.gate) adds `gate_state`, `gate_line`, `gate_head`, `gate_ff`,
+        `gate_ref`, `gate_run`."""
         return f"{self._base}:run:{run_id}"
 
     @property
@@ -57,6 +59,11 @@ class PipelineKeys:
         """STRING run id, with a TTL: this commit of this lane has a run already (a push
         seen by both the webhook and the poller builds once)."""
         return f"{self._base}:project:{project}:built:{lane}:{sha}"
+
+    def merges(self, project: str, target: str) -> str:
+        """ZSET run id -> created (ms): the merges into `target` not yet settled, oldest
+        first. The first is the one being tested; the others wait for their turn."""
+        return f"{self._base}:project:{project}:merges:{target}"
 
     def heads(self, project: str) -> str:
         """HASH branch -> sha: what the poller last saw on the remote."""

@@ -78,13 +78,17 @@ def start_run(
     for other in store.get_runs(older):
         if other.id != run_id and not other.final and other.meta.sha != sha:
             jobs.conclude(other, "cancelled", f"superseded by {run_id} ({(sha or ref)[:12]})")
-    for gone in store.prune(project, config.keep_runs):
-        # what this machine kept of the forgotten runs: their log files, any workspace
-        # left by a worker that died
-        for folder in (config.data_dir / "runs" / gone, config.data_dir / "workspaces" / gone):
-            shutil.rmtree(folder, ignore_errors=True)
+    forget_old_runs(project, config)
     log.info("run %s: %s %s (%s)", run_id, project, ref, trigger)
     return run_id, True
+
+
+def forget_old_runs(project: str, config: pipeline_config.PipelineConfig) -> None:
+    """Forget the project's runs beyond `keep_runs`, and what this machine kept of them:
+    their log files, any workspace left by a worker that died."""
+    for gone in store.prune(project, config.keep_runs):
+        for folder in (config.data_dir / "runs" / gone, config.data_dir / "workspaces" / gone):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def cancel_run(run_id: str, reason: str = "cancelled by hand") -> bool:
