@@ -5,7 +5,6 @@ and a rollback; a commit message's markup shown as text."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import pytest
@@ -95,10 +94,6 @@ def test_lock_unlock_promote_and_roll_back_on_the_environments_page(ci, ci_web, 
     wait_for(lambda: deploys.state("shop", "staging")["release"] == first.release)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("steep.pipeline.approvals") is None,
-    reason="needs steep.pipeline.approvals (the approvals branch)",
-)
 def test_approve_and_reject_a_waiting_deploy(ci, ci_web, shop2, page):
     """Production with `approval = true`: a promotion waits until approved on the page;
     a rejected one never runs."""

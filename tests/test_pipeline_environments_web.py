@@ -5,7 +5,6 @@ repository, real build workers, the sample app answering on a real port."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import re
 import signal
@@ -220,24 +219,6 @@ def test_refused_buttons_say_why_and_change_nothing(ci, shop2, web):
     never = _flash(_post(web, f"{ENV}/staging/rollback"))
     assert never.startswith("Not done: not rolled back: shop has never deployed to staging")
     assert deploys.history("shop", "production") == []
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("steep.pipeline.approvals") is not None,
-    reason="approvals are recorded on this server: the browser test covers them",
-)
-def test_a_waiting_deploy_without_approvals_says_so(ci, shop2, web):
-    deploys.set_state("shop", "production", branch="main")
-    waiting = deploys.new_deploy(
-        "shop", "production", sha="a" * 40, tree="b" * 40, digest="c" * 64, trigger="push"
-    )
-    waiting.state = "waiting"
-    deploys.save(waiting)
-    page = web.get(ENV).text
-    assert f"Deploy {waiting.id} waits for an approval; this server cannot record one yet" in page
-    refused = _flash(_post(web, f"/pipeline/deploys/{waiting.id}/approve"))
-    assert refused == "Not done: this server cannot record approvals yet"
-    assert deploys.get(waiting.id).state == "waiting"
 
 
 def test_the_dashboard_user_is_the_basic_username(ci, monkeypatch):

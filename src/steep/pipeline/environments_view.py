@@ -11,8 +11,6 @@ an environment's `env` never leave this module: only their names.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import re
 from typing import Any
 
@@ -25,7 +23,6 @@ from steep.pipeline.environments import Environment, from_json
 
 HISTORY = 10  # deploys per environment on the Environments page
 PENDING = 50  # commits listed between two environments
-APPROVALS = "steep.pipeline.approvals"
 _SEP = "\x1f"
 _SHA = re.compile(r"[0-9a-f]{7,64}")  # what goes to git as a revision: never an option
 
@@ -244,7 +241,6 @@ def project_view(project: str) -> dict[str, Any]:
     return {
         "project": project,
         "environments": cards,
-        "approvals": approvals_available(),
         "busy": busy,
     }
 
@@ -299,17 +295,11 @@ def rollback(project: str, env: str, release: str | None, by: str, timeout: floa
         return None
 
 
-def approvals_available() -> bool:
-    return importlib.util.find_spec(APPROVALS) is not None
-
-
 def decide(project: str, deploy_id: str, by: str, approve: bool, reason: str = "") -> None:
     """Approve or reject a deploy waiting for it (steep.pipeline.approvals)."""
-    if not approvals_available():
-        raise Refused("this server cannot record approvals yet")
+    from steep.pipeline import approvals
     from steep.pipeline.deploy_step import Refused as DeployRefused
 
-    approvals = importlib.import_module(APPROVALS)
     try:
         if approve:
             approvals.approve(project, deploy_id, by)

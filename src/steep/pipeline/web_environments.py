@@ -89,7 +89,6 @@ def deploy_page(request: Request) -> Response:
         "pipeline_deploy.html",
         page="pipeline",
         deploy=shown,
-        approvals_available=view.approvals_available(),
     )
 
 
