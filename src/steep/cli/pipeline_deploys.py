@@ -25,25 +25,26 @@ def _when(ts: str | float | None) -> str:
 @click.option("--json", "as_json", is_flag=True)
 def envs(project: str, as_json: bool) -> None:
     """What runs in each environment of a project: commit, tree, release, since when."""
-    from steep.pipeline import deploys
+    from steep.pipeline import deploys, environments_view
 
     _config().project(project)
     rows: list[dict[str, Any]] = []
-    for name in deploys.names(project):
-        s = deploys.state(project, name)
+    for card in environments_view.project_view(project)["environments"]:
+        s = deploys.state(project, card["name"])
         rows.append(
             {
-                "name": name,
-                "branch": s.get("branch"),
-                "url": s.get("url"),
-                "sha": s.get("sha"),
-                "tree": s.get("tree"),
-                "release": s.get("release"),
-                "deployed_at": float(s["deployed_at"]) if s.get("deployed_at") else None,
+                "name": card["name"],
+                "branch": card["branch"],
+                "url": card["url"],
+                "sha": card["sha"],
+                "tree": card["tree"],
+                "release": card["release"],
+                "deployed_at": card["deployed_at"],
                 "state": s.get("state"),
                 "last_deploy": s.get("deploy"),
                 "locked_by": s.get("locked_by"),
                 "lock_reason": s.get("lock_reason"),
+                "problem": card["problem"],
             }
         )
     if as_json:
@@ -64,6 +65,9 @@ def envs(project: str, as_json: bool) -> None:
             lock,
         )
     console.print(table)
+    for row in rows:
+        if row["problem"]:
+            console.print(f"[yellow]{row['name']}: {row['problem']}[/]", highlight=False)
 
 
 @pipeline.command("history")

@@ -120,6 +120,18 @@ def _commits(mirror: Any, args: list[str]) -> list[dict[str, str]]:
     return rows
 
 
+def missing_branch(mirror: Any, branch: str | None) -> str | None:
+    """Why an environment's branch will never deploy: the remote has no such branch."""
+    if mirror is None or not branch:
+        return None
+    heads = git.run(["for-each-ref", "--format=%(refname:short)", "refs/heads"], mirror)
+    names = heads.stdout.split()
+    if branch in names:
+        return None
+    shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+    return f"the remote has no branch {branch!r}, so nothing deploys here (branches: {shown})"
+
+
 def commit(mirror: Any, sha: str | None) -> dict[str, str] | None:
     if not sha or mirror is None or not _SHA.fullmatch(sha):
         return None
@@ -216,6 +228,7 @@ def environment(project: str, name: str, env: Environment | None, mirror: Any) -
         "history": [deploy_dict(d) for d in history[:HISTORY]],
         "more_history": len(history) > HISTORY,
         "rollback_to": first.previous if first is not None else None,
+        "problem": missing_branch(mirror, env.branch if env else None),
     }
 
 
