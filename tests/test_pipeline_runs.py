@@ -376,3 +376,32 @@ def test_a_full_workspace_disk_is_said_on_the_step_and_the_run_ends(ci, tmp_path
     finally:
         ci.stop()
         subprocess.run(["umount", "-l", str(ci.data)], capture_output=True)
+
+
+def test_a_build_machine_of_its_own_makes_the_same_merge_of_a_pull_request(ci, tmp_path):
+    # the control worker makes the merge in its mirror; the build worker, with a data
+    # directory of its own (another machine's mirror), makes the same commit from the
+    # base and head it fetched, and builds it
+    ci.repo.commit(
+        {"steep.toml": definition([{"name": "t", "run": "test -f b.txt && test -f c.txt"}])}
+    )
+    ci.repo.push("main")
+    head = ci.repo.commit({"b.txt": "feature"}, branch="feature")
+    ci.repo.push("feature")
+    ci.repo.checkout("main")
+    ci.repo.commit({"c.txt": "main moved on"})
+    ci.repo.push("main")
+    ci.worker(queues="pipeline-control")
+    elsewhere = tmp_path / "build-machine"
+    ci.worker(queues="pipeline", env={"STEEP_DATA_DIR": str(elsewhere)})
+    run = ci.wait(
+        start_run("shop", "feature", trigger="pull_request", sha=head, pr=4, base_ref="main")[0]
+    )
+    assert run.state == "passed", run.reason
+    from tests.pipeline_fixtures import git
+
+    there = elsewhere / "pipeline" / "mirrors" / "shop.git"
+    assert git("cat-file", "-t", run.merge_sha, cwd=there) == "commit"
+    assert not (ci.data / "pipeline" / "workspaces").exists() or not any(
+        (ci.data / "pipeline" / "workspaces").iterdir()
+    )  # the step ran on the other machine

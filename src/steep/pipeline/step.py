@@ -32,6 +32,21 @@ HINTS = {
 }
 
 
+def _remake_merge(mirror: Path, run: Run) -> None:
+    """A pull request's merge commit was made in the control machine's mirror; a build
+    machine elsewhere makes the same one (a fixed identity and date: the same bytes, the
+    same id) from the base and head it fetched."""
+    assert run.merge_sha and run.base_sha and run.meta.sha
+    if git.resolve(mirror, run.merge_sha) is not None:
+        return
+    made = git.merge(mirror, run.base_sha, run.meta.sha)
+    if made != run.merge_sha:
+        raise git.GitError(
+            f"the merge of {run.meta.sha[:12]} into {run.base_sha[:12]} made {made[:12]} here,"
+            f" not {run.merge_sha[:12]} (a different git version?)"
+        )
+
+
 def environment(run: Run, step: Step, plan: Plan, secrets: dict[str, str]) -> dict[str, str]:
     m = run.meta
     env = runner.base_environment()
@@ -143,6 +158,8 @@ def _build(
             return state
         return _finish(run_id, record, state, 0 if state == "passed" else None, why)
     mirror = git.mirror(project.repo, config.mirror(project.name))
+    if run.merge_sha and run.base_sha and run.meta.pr is not None:
+        _remake_merge(mirror, run)
     shutil.rmtree(workspace, ignore_errors=True)
     workspace.parent.mkdir(parents=True, exist_ok=True)
     git.checkout(mirror, sha, workspace)
