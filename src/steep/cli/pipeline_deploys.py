@@ -254,3 +254,38 @@ def rollback(project: str, env: str, release: str | None, as_json: bool) -> None
         click.echo(f"{project} {env} rolled back to {result['release']} ({result['id']})")
     else:
         _fail(f"not rolled back: {result.get('reason')}")
+
+
+@pipeline.command("copy-data")
+@click.argument("project")
+@click.argument("env")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until it ends.")
+@click.option("--timeout", type=float, default=3600.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def copy_data(project: str, env: str, wait: bool, timeout: float, as_json: bool) -> None:
+    """Copy the data of ENV's `data_from` environment over ENV's, scrubbed (`steep data
+    copy` run in ENV's current release on a build machine); recorded in its history."""
+    import time
+
+    from steep.pipeline import data_copies
+    from steep.settings import ConfigError
+
+    try:
+        copy = data_copies.request(project, env, getpass.getuser())
+    except (data_copies.CopyRefused, ConfigError) as exc:
+        _fail(f"not copied: {exc}")
+    if not as_json:
+        click.echo(f"copying {copy.source}'s data into {env}: {copy.id}")
+    deadline = time.monotonic() + timeout
+    while wait and copy.state in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        copy = data_copies.get(project, env, copy.id) or copy
+    if as_json:
+        _echo_json(copy.to_dict())
+    elif copy.state == "succeeded":
+        click.echo("\n".join(copy.lines[-5:]))
+        click.echo(f"{env} now holds a scrubbed copy of {copy.source}'s data ({copy.id})")
+    elif copy.state == "failed":
+        _fail(f"the copy failed: {copy.reason}")
+    if copy.state == "failed":
+        raise SystemExit(1)

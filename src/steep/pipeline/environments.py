@@ -43,6 +43,7 @@ ENV_KEYS = (
     "checks",
     "requires",
     "approval",
+    "data_from",
     "approval_timeout",
     "env",
 )
@@ -87,6 +88,7 @@ class Environment:
     requires: str | None = None
     approval: bool = False
     approval_timeout: float = APPROVAL_TIMEOUT  # seconds a deploy waits for a person
+    data_from: str | None = None  # the environment whose data may be copied over this one's
     env: dict[str, str] = field(default_factory=dict)
 
     def absolute(self, target: str) -> str:
@@ -114,7 +116,35 @@ def parse_environments(r: _Reader, raw: Any) -> dict[str, Environment]:
                 *where,
             )
     _no_cycle(r, found)
+    for env in found.values():
+        if env.data_from is not None:
+            _data_flows_down(r, found, env)
     return found
+
+
+def _data_flows_down(r: _Reader, found: dict[str, Environment], env: Environment) -> None:
+    """`data_from` names an environment later in the promotion order (production for
+    staging): data is copied down the order, never over the environment it came from."""
+    where = ("pipeline", "environments", env.name, "data_from")
+    source = found.get(env.data_from or "")
+    if source is None:
+        raise r.fail(
+            f"environment {env.name!r}: data_from {env.data_from!r} is not an environment"
+            f" (environments: {', '.join(found)})",
+            *where,
+        )
+    seen, current = set(), source.requires
+    while current is not None and current not in seen:
+        if current == env.name:
+            return
+        seen.add(current)
+        current = found[current].requires
+    raise r.fail(
+        f"environment {env.name!r}: data_from must be an environment that comes after it"
+        f" (one that requires {env.name!r}, as production requires staging), so data is"
+        f" never copied over the environment it came from; {source.name!r} does not",
+        *where,
+    )
 
 
 def _no_cycle(r: _Reader, found: dict[str, Environment]) -> None:
@@ -225,6 +255,7 @@ def _environment(r: _Reader, name: str, t: Any) -> Environment:
             *where,
             "approval_timeout",
         ),
+        data_from=text("data_from"),
         env=_env(r, t.get("env", {}), *where, "env"),
     )
 

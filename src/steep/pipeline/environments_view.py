@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from steep.pipeline import config as pipeline_config
-from steep.pipeline import deploys, git, store
+from steep.pipeline import data_copies, deploys, git, store
 from steep.pipeline.deploys import Deploy
 from steep.pipeline.environments import Environment, from_json
 
@@ -229,6 +229,8 @@ def environment(project: str, name: str, env: Environment | None, mirror: Any) -
         "more_history": len(history) > HISTORY,
         "rollback_to": first.previous if first is not None else None,
         "problem": missing_branch(mirror, env.branch if env else None),
+        "data_from": env.data_from if env else None,
+        "copies": [c.to_dict() for c in data_copies.history(project, name, 5)],
     }
 
 

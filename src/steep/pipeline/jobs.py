@@ -386,5 +386,6 @@ def rollback_env(project: str, env: str, release: str | None, by: str) -> dict: 
         return {"state": "refused", "reason": str(exc)}
 
 
-# the merge gate's jobs, registered with these (a worker imports this module only)
-from steep.pipeline import gate  # noqa: E402
+# the merge gate's and the data copies' jobs, registered with these (a worker imports
+# this module only)
+from steep.pipeline import data_copies, gate  # noqa: E402, F401

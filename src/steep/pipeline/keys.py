@@ -108,6 +108,15 @@ class PipelineKeys:
         """HASH deploy id -> the id of the newer deploy that took its place while it waited."""
         return f"{self._base}:project:{project}:env:{env}:superseded"
 
+    def copies(self, project: str, env: str) -> str:
+        """LIST of the ids of the data copies into an environment, newest first, capped
+        (steep.pipeline.data_copies)."""
+        return f"{self._base}:project:{project}:env:{env}:copies"
+
+    def data_copy(self, copy_id: str) -> str:
+        """STRING: a data copy's record (JSON), expiring after 90 days."""
+        return f"{self._base}:copy:{copy_id}"
+
     def deploy(self, deploy_id: str) -> str:
         """STRING: a deploy's record (JSON), its phases appended as they complete."""
         return f"{self._base}:deploy:{deploy_id}"

@@ -130,6 +130,17 @@ def _unlock(request: Request, form: Any) -> str:
     return f"{env} unlocked." if deploys.unlock(project, env) else f"{env} was not locked."
 
 
+def _copy_data(request: Request, form: Any) -> str:
+    from steep.pipeline import data_copies
+
+    project, env = _target(request)
+    try:
+        copy = data_copies.request(project, env, dashboard_user(request))
+    except data_copies.CopyRefused as exc:
+        raise Refused(str(exc)) from None
+    return f"Copying {copy.source}'s data into {env} ({copy.id}): Data copies says how it ends."
+
+
 def _promote(request: Request, form: Any) -> str:
     project, target = _target(request)
     source = str(form.get("source") or "")
@@ -177,6 +188,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{env}/lock", action(_lock, back), **post),
         Route(f"{env}/unlock", action(_unlock, back), **post),
         Route(f"{env}/promote", action(_promote, back), **post),
+        Route(f"{env}/copy-data", action(_copy_data, back), **post),
         Route(f"{env}/rollback", action(_rollback, back), **post),
         Route("/pipeline/deploys/{deploy_id}", deploy_page),
         Route("/pipeline/deploys/{deploy_id}/approve", action(_decide, back), **post),
