@@ -133,3 +133,29 @@ def test_a_queue_slot_migrated_during_a_run_loses_nothing(cluster, tmp_path):
     source, target = moved[0]
     assert cluster.primary_of("steep:{default}:queued") is target is not source
     assert figures["lost"] == 0
+
+
+def test_a_sentinel_table_and_a_cluster_table_reach_their_servers(group, cluster, tmp_path):
+    from steep.settings import load_settings
+
+    sentinels = ", ".join(f'"127.0.0.1:{s.port}"' for s in group.sentinels)
+    (tmp_path / "steep.toml").write_text(
+        f'[sentinel]\nhosts = [{sentinels}]\nservice = "{group.service}"\ndb = 3\n'
+    )
+    settings = load_settings(tmp_path, environ={})
+    assert settings.redis_url.startswith("redis+sentinel://127.0.0.1:")
+    client = connection.make_client(settings)
+    client.set("through-the-table", "yes")
+    primary = group.master(group.sentinels[0])
+    import redis
+
+    direct = redis.Redis(host="127.0.0.1", port=int(primary["port"]), db=3)
+    assert direct.get("through-the-table") == b"yes"  # on the primary the sentinels name
+
+    nodes = ", ".join(f'"127.0.0.1:{n.port}"' for n in cluster.nodes[:2])
+    (tmp_path / "steep.toml").write_text(f"[cluster]\nhosts = [{nodes}]\n")
+    settings = load_settings(tmp_path, environ={})
+    client = connection.make_client(settings)
+    for i in range(20):  # keys in many slots: the client follows the whole cluster
+        client.set(f"k{i}", i)
+    assert [int(client.get(f"k{i}")) for i in range(20)] == list(range(20))

@@ -113,3 +113,65 @@ def test_a_cluster_url_naming_a_plain_server_is_refused(lone_node):
         connection.make_client(Settings(redis_url=f"redis+cluster://127.0.0.1:{node.port}"))
     assert f"redis_url: 127.0.0.1:{node.port} is not a cluster node" in str(caught.value)
     assert "use redis:// for one server" in str(caught.value)
+
+
+def test_sentinel_and_cluster_tables_mean_the_same_as_their_urls(tmp_path):
+    from steep.settings import load_settings
+
+    (tmp_path / "steep.toml").write_text(
+        "[sentinel]\n"
+        'hosts = ["10.0.0.1:26379", "10.0.0.2:26380"]\n'
+        'service = "orders"\ndb = 2\n'
+        'password_env = "DATA_PW"\nsentinel_password_env = "SENTINEL_PW"\n'
+    )
+    settings = load_settings(tmp_path, environ={"DATA_PW": "p@ss/word", "SENTINEL_PW": "s"})
+    topology = parse_topology(settings.redis_url)
+    assert topology == Topology(
+        kind="sentinel",
+        hosts=(("10.0.0.1", 26379), ("10.0.0.2", 26380)),
+        service="orders",
+        db=2,
+        password="p@ss/word",
+        sentinel_password="s",
+    )
+    assert "p@ss" not in repr(settings)  # the URL made from the table is shown redacted
+    (tmp_path / "steep.toml").write_text('[cluster]\nhosts = ["h1:7000", "h2:7001"]\ntls = true\n')
+    topology = parse_topology(load_settings(tmp_path, environ={}).redis_url)
+    assert (topology.kind, topology.hosts, topology.tls) == (
+        "cluster",
+        (("h1", 7000), ("h2", 7001)),
+        True,
+    )
+    # a URL from the environment wins over the file's table, as every variable does
+    chosen = load_settings(tmp_path, environ={"STEEP_REDIS_URL": "redis://127.0.0.1:6390/1"})
+    assert chosen.redis_url == "redis://127.0.0.1:6390/1"
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('[sentinel]\nhosts = ["h:1"]\n', "'sentinel.service' must be the name the sentinels"),
+        ('[cluster]\nhosts = ["nohost"]\n', "'cluster.hosts' must be a list of \"host:port\""),
+        ('[cluster]\nhosts = ["h:1"]\nservice = "x"\n', "'cluster.service' must be a table of"),
+        (
+            '[cluster]\nhosts = ["h:1"]\npassword_env = "UNSET_PW"\n',
+            "[cluster] password_env: the variable UNSET_PW is not set",
+        ),
+        (
+            'redis_url = "redis://h:1"\n[cluster]\nhosts = ["h:1"]\n',
+            "steep.toml:2: 'redis_url' and [cluster] both say where Redis is: keep one",
+        ),
+        (
+            '[sentinel]\nhosts = ["h:1"]\nservice = "s"\n[cluster]\nhosts = ["h:1"]\n',
+            "[sentinel] and [cluster] both say where Redis is",
+        ),
+    ],
+)
+def test_a_bad_sentinel_or_cluster_table_is_one_line(tmp_path, text, says):
+    from steep.settings import load_settings
+
+    (tmp_path / "steep.toml").write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path, environ={})
+    assert says in str(caught.value), str(caught.value)
+    assert "\n" not in str(caught.value)

@@ -30,6 +30,7 @@ from steep.settings_checks import (
     _must,
     redacted_url,
     register_check,
+    topology_url,
 )
 from steep.settings_file import _did_you_mean, _FileReader
 
@@ -93,6 +94,9 @@ class Settings:
     # enqueues and acknowledgements wait (WAIT) until this many replicas have them, so
     # that a failover loses none of them (docs/scaling.md); 0: do not wait
     min_replicas_ack: int = 0
+    # [sentinel] / [cluster]: where Redis is, as a table (redis_url, when set, wins)
+    sentinel: Any = None
+    cluster: Any = None
     cron: Any = ()  # the [cron] table: a tuple of steep.features.cron.CronEntry once checked
     # the staging toolkit's tables (checked by steep.mail and steep.data when imported):
     # [mail] with [<env>.mail] over it, [data] (scrub rules), [parity] (steep env diff)
@@ -117,6 +121,12 @@ class Settings:
             object.__setattr__(self, key, value)
         if problem := _heartbeat_problem(self.heartbeat_interval, self.heartbeat_timeout):
             raise ConfigError(f"Settings: {problem}")
+        if self.sentinel and self.cluster:
+            raise ConfigError("Settings: give a [sentinel] table or a [cluster] table, not both")
+        for kind in ("sentinel", "cluster"):
+            table = getattr(self, kind)
+            if table and self.redis_url is None:
+                object.__setattr__(self, "redis_url", topology_url(kind, table))
 
     def __repr__(self) -> str:
         # Settings end up in logs and tracebacks; the password in redis_url must not.
@@ -181,6 +191,13 @@ def load_settings(cwd: Path | None = None, environ: Mapping[str, str] | None = N
             values[key] = from_var(name, key, raw)
     # A data dir from the environment is relative to cwd; the default sits in the
     # project's top directory (beside steep.toml or pyproject.toml), else in cwd.
+    for kind in ("sentinel", "cluster"):  # the tables' password variables from `environ`
+        if (
+            values.get(kind)
+            and not values.get("redis_url")
+            and not values.get("sentinel" if kind == "cluster" else "cluster")
+        ):
+            values["redis_url"] = topology_url(kind, values[kind], env_vars)
     if "data_dir" in values:
         values["data_dir"] = base / values["data_dir"]
     else:

@@ -199,6 +199,90 @@ def _as_given(value: Any) -> Any:
     return value
 
 
+_TOPOLOGY_KEYS = {
+    "sentinel": (
+        "hosts",
+        "service",
+        "db",
+        "username",
+        "password_env",
+        "sentinel_password_env",
+        "tls",
+    ),
+    "cluster": ("hosts", "username", "password_env", "tls"),
+}
+
+
+def _topology_table(kind: str) -> Callable[[Any], dict[str, Any] | None]:
+    """`[sentinel]` (hosts, service, db, username, password_env, sentinel_password_env,
+    tls) or `[cluster]` (hosts, username, password_env, tls): the same as a
+    redis+sentinel:// or redis+cluster:// URL, the passwords named by variable."""
+    known = _TOPOLOGY_KEYS[kind]
+
+    def check(value: Any) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise Invalid("a table", _type_name(value))
+        for key in value:
+            if key not in known:
+                raise Invalid(f"a table of {', '.join(known)}", f"the key {key!r}", (key,))
+        hosts = value.get("hosts")
+        if (
+            not isinstance(hosts, list)
+            or not hosts
+            or not all(isinstance(h, str) and re.fullmatch(r"\[?[\w.:-]+\]?:\d+", h) for h in hosts)
+        ):
+            raise Invalid('a list of "host:port" strings', repr(hosts), ("hosts",))
+        if kind == "sentinel" and not (isinstance(value.get("service"), str) and value["service"]):
+            raise Invalid(
+                "the name the sentinels monitor the primary under",
+                repr(value.get("service")),
+                ("service",),
+            )
+        db = value.get("db", 0)
+        if isinstance(db, bool) or not isinstance(db, int) or db < 0:
+            raise Invalid("a database number >= 0", repr(db), ("db",))
+        for key in ("username", "password_env", "sentinel_password_env"):
+            if key in value and not (isinstance(value[key], str) and value[key]):
+                raise Invalid("a non-empty string", repr(value[key]), (key,))
+        for key in ("password_env", "sentinel_password_env"):
+            if key in value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value[key]):
+                raise Invalid("the name of an environment variable", repr(value[key]), (key,))
+        if not isinstance(value.get("tls", False), bool):
+            raise Invalid("true or false", repr(value["tls"]), ("tls",))
+        return dict(value)
+
+    return check
+
+
+def topology_url(kind: str, table: dict[str, Any], environ: Any = os.environ) -> str:
+    """The redis+sentinel:// or redis+cluster:// URL a `[sentinel]`/`[cluster]` table
+    means, its passwords read from the variables the table names."""
+    from urllib.parse import quote
+
+    def secret(key: str) -> str | None:
+        name = table.get(key)
+        if name is None:
+            return None
+        value = environ.get(name)
+        if not value:
+            raise ConfigError(f"[{kind}] {key}: the variable {name} is not set")
+        return str(value)
+
+    password, user = secret("password_env"), table.get("username")
+    auth = ""
+    if password is not None or user:
+        auth = f"{quote(user or '', safe='')}:{quote(password or '', safe='')}@"
+    scheme = ("rediss+" if table.get("tls") else "redis+") + kind
+    url = f"{scheme}://{auth}{','.join(table['hosts'])}"
+    if kind == "sentinel":
+        url += f"/{quote(table['service'], safe='')}/{table.get('db', 0)}"
+        if (sentinel := secret("sentinel_password_env")) is not None:
+            url += f"?sentinel_password={quote(sentinel, safe='')}"
+    return url
+
+
 _CHECKS: dict[str, Callable[[Any], Any]] = {
     "env": _choice(*ENVIRONMENTS),
     "redis_url": _redis_url,
@@ -228,6 +312,9 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "web_token": _optional_string,
     "web_read_only": _flag,
     "min_replicas_ack": _number(int, 0),
+    # a Sentinel group or a Cluster as a table instead of a URL (docs/scaling.md)
+    "sentinel": _topology_table("sentinel"),
+    "cluster": _topology_table("cluster"),
     # checked by the feature that owns it (register_check)
     "cron": _as_given,
     "mail": _as_given,

@@ -156,6 +156,13 @@ class _FileReader:
                 scope, suffix = ((name,), f" in [{name}]") if key else ((), "")
                 key = key or next(k for k in beats if k in top)
                 raise ConfigError(f"{self.where(*scope, key)}: {problem}{suffix}")
+        for name in ("", *ENVIRONMENTS):
+            found = tables[name] if name else top
+            given = [k for k in ("redis_url", "sentinel", "cluster") if found.get(k)]
+            if len(given) > 1:
+                where = self.where(*((name,) if name else ()), given[1])
+                shown = " and ".join(f"'{k}'" if k == "redis_url" else f"[{k}]" for k in given)
+                raise ConfigError(f"{where}: {shown} both say where Redis is: keep one")
         selected = env or top.pop("env", None) or "development"
         top.pop("env", None)
         merged = {**top, **tables[selected]}
