@@ -159,3 +159,52 @@ def test_a_sentinel_table_and_a_cluster_table_reach_their_servers(group, cluster
     for i in range(20):  # keys in many slots: the client follows the whole cluster
         client.set(f"k{i}", i)
     assert [int(client.get(f"k{i}")) for i in range(20)] == list(range(20))
+
+
+def test_unique_priority_and_many_enqueues_and_failures_wait_for_replicas_too(group, tmp_path):
+    import os
+
+    from tests.conftest import FAST_CONFIG, ROOT, WorkerCLI
+
+    configure(redis_url=group.url, min_replicas_ack=1)
+    connection.reset_clients()
+    primary = group.primary()
+    replicas = [n for n in group.data if n is not primary]
+    unique = jobs.add.options(unique=True).enqueue(7, 7)
+    urgent = jobs.add.options(priority=5).enqueue(8, 8)
+    for job in (unique, urgent):
+        assert any(r.client.hexists("steep:{default}:jobs", job.id) for r in replicas)
+    config = tmp_path / "steep.toml"
+    config.write_text(FAST_CONFIG + "min_replicas_ack = 1\n")
+    env = {**os.environ, "STEEP_REDIS_URL": group.url, "STEEP_CONFIG": str(config)}
+    worker = WorkerCLI(
+        ["worker", "tests.jobs", "-p", "1", "-c", "2"], {**env, "PYTHONPATH": str(ROOT)}
+    )
+    try:
+        for replica in replicas:
+            replica.proc.send_signal(signal.SIGSTOP)
+        try:
+            # a unique push, a priority push and a many-enqueue are not covered by the
+            # enqueue script's own WAIT: a fence behind them says so too
+            with pytest.raises(NotReplicated, match="only 0 of the 1 replicas"):
+                jobs.add.options(unique=True).enqueue(9, 9)
+            with pytest.raises(NotReplicated, match="only 0 of the 1 replicas"):
+                jobs.add.options(priority=5).enqueue(10, 10)
+            with pytest.raises(NotReplicated, match="only 0 of the 1 replicas"):
+                asyncio.run(jobs.add.aenqueue_many([(1, 1), (2, 2)]))
+            # the job that fails is enqueued without waiting (its enqueue would say the
+            # same); the worker, with min_replicas_ack = 1, records its failure
+            configure(redis_url=group.url, min_replicas_ack=0)
+            connection.reset_clients()
+            failing = jobs.always_fails.options(retries=0).enqueue("replicas")
+            wait_for(
+                lambda: f"the failure of job {failing.id}" in worker.text,
+                timeout=60,
+                message="the worker to say the failure's record was not replicated",
+            )
+        finally:
+            for replica in replicas:
+                replica.proc.send_signal(signal.SIGCONT)
+    finally:
+        worker.signal(signal.SIGTERM)
+        worker.wait(30)

@@ -161,6 +161,7 @@ def enqueue(
             client.sadd(queues_key, envelope.queue)
         if opts.pusher is not None:
             pushed = opts.pusher.push(client, [envelope], [payload], opts, at)
+            _fence(client, envelope.queue, f"job {envelope.id!r} enqueued")
             return pushed[0] if pushed else _handle(envelope)
         if replicas_to_wait():
             _enqueue_replicated(client, envelope.queue, _argv(envelope.id, payload, at))
@@ -172,6 +173,16 @@ def enqueue(
                 _argv(envelope.id, payload, at),
             )
     return _handle(envelope)
+
+
+def _fence(client: Any, queue: str, what: str) -> None:
+    """min_replicas_ack behind writes a script's own WAIT did not cover (the pushers')."""
+    if wanted := replicas_to_wait():
+        from steep.replicas import NotReplicated, fence
+
+        confirmed = fence(client, get_keys().queue(queue).fence, wanted)
+        if confirmed < wanted:
+            raise NotReplicated(f"{what} on {queue!r}", confirmed, wanted)
 
 
 def _enqueue_replicated(client: Any, queue: str, argv: Sequence[Any]) -> None:
@@ -202,6 +213,9 @@ async def aenqueue(
             await client.sadd(queues_key, envelope.queue)  # type: ignore[misc]
         if opts.pusher is not None:
             pushed = await opts.pusher.apush(client, [envelope], [payload], opts, at)
+            if get_settings().min_replicas_ack:
+                what = f"job {envelope.id!r} enqueued"
+                await asyncio.to_thread(_fence, get_client(), envelope.queue, what)
             return pushed[0] if pushed else _handle(envelope)
         if get_settings().min_replicas_ack:
             # the sync path's WAIT, in a thread: this loop keeps running meanwhile
@@ -265,7 +279,9 @@ def enqueue_many(
             queues_key = _note_queue(opts.queue)
             if queues_key is not None:
                 client.sadd(queues_key, opts.queue)
-            return opts.pusher.push(client, envelopes, payloads, opts, None) or jobs
+            pushed = opts.pusher.push(client, envelopes, payloads, opts, None) or jobs
+            _fence(client, opts.queue, f"{len(envelopes)} jobs enqueued")
+            return pushed
         _push_many(opts.queue, _encode_many(envelopes))
     return jobs
 
@@ -321,7 +337,15 @@ async def aenqueue_many(
         if queues_key is not None:
             await client.sadd(queues_key, opts.queue)  # type: ignore[misc]
         if opts.pusher is not None:
-            return await opts.pusher.apush(client, envelopes, argv[1::3], opts, None) or jobs
+            pushed = await opts.pusher.apush(client, envelopes, argv[1::3], opts, None) or jobs
+            if get_settings().min_replicas_ack:
+                what = f"{len(envelopes)} jobs enqueued"
+                await asyncio.to_thread(_fence, get_client(), opts.queue, what)
+            return pushed
+        if get_settings().min_replicas_ack:
+            # the sync path's WAIT behind each chunk, in a thread: this loop keeps running
+            await asyncio.to_thread(_push_many, opts.queue, argv)
+            return jobs
         keys = _queue_keys(opts.queue)
         step = _CHUNK * 3
         for start in range(0, len(argv), step):

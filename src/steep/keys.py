@@ -28,6 +28,12 @@ class QueueKeys:
         return f"{self.namespace}:{{{self.name}}}"
 
     @property
+    def fence(self) -> str:
+        """STRING written, then WAITed behind, to learn that the replicas have every
+        earlier write of the queue's primary (min_replicas_ack; steep.replicas.fence)."""
+        return f"{self._base}:fence"
+
+    @property
     def queued(self) -> str:
         """LIST of job ids waiting to run; pushed on the left, taken from the right."""
         return f"{self._base}:queued"

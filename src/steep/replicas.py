@@ -114,3 +114,32 @@ def _run_and_wait(
     finally:
         pool.release(conn)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def fence(client: Any, key: str, replicas: int) -> int:
+    """After writes made on other connections (a unique or priority push, a retry's
+    record), learn that `replicas` replicas have them: a write of `key` (in the slot of
+    the queue written) and a WAIT behind it on one connection to that primary. The
+    replicas confirm offsets of the primary's one replication stream, so a confirmed
+    fence covers every write the primary answered before it. Returns the replicas that
+    confirmed."""
+    target = (
+        client.get_node_from_key(key).redis_connection
+        if hasattr(client, "get_node_from_key")
+        else client
+    )
+    pool = target.connection_pool
+    conn = pool.get_connection()
+    try:
+        timeout = conn.socket_timeout
+        wait_ms = WAIT_TIMEOUT_MS if not timeout else min(WAIT_TIMEOUT_MS, int(timeout * 800))
+        conn.send_packed_command(
+            conn.pack_commands([("SET", key, "1", "PX", 60000), ("WAIT", replicas, wait_ms)])
+        )
+        conn.read_response()
+        return int(conn.read_response())
+    except BaseException:
+        conn.disconnect()
+        raise
+    finally:
+        pool.release(conn)

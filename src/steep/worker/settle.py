@@ -288,8 +288,34 @@ class Settler:
         written = await self.with_retries(
             outcome, "record the failure of", lambda r: SCRIPTS.fail.run_async(r, keys, argv)
         )
+        if written and self.settings.min_replicas_ack:
+            await self._replicated(outcome, qk.fence)
         if written and outcome.hooks:
             await self._after_settle([outcome])
+
+    async def _replicated(self, outcome: Outcome, fence_key: str) -> None:
+        """min_replicas_ack behind a retry's or a dead job's record (written on the
+        async client): a fence and its WAIT, in a thread; a shortfall is logged, as for
+        an acknowledgement (if it is lost, the job's attempt runs again)."""
+        from steep.connection import get_client
+        from steep.replicas import fence
+
+        wanted = self.settings.min_replicas_ack
+        try:
+            confirmed = await asyncio.to_thread(fence, get_client(), fence_key, wanted)
+        except RETRYABLE as exc:
+            confirmed, why = 0, f" ({exc})"
+        else:
+            why = ""
+        if confirmed < wanted:
+            log.warning(
+                "the failure of job %s: %s of the %d replicas of min_replicas_ack confirmed"
+                " it%s (if the primary fails now, the attempt runs again)",
+                outcome.job_id,
+                confirmed,
+                wanted,
+                why,
+            )
 
     async def _record_verdict(self, outcome: Outcome) -> None:
         qk = self.qkeys[outcome.queue]
