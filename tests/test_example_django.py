@@ -190,3 +190,32 @@ def test_django_mail_goes_through_the_job_and_is_intercepted_on_staging(queued, 
     [attachment] = receipt.message.iter_attachments()
     assert attachment.get_filename() == f"order-{order.id}.txt"
     assert alert.rcpt_tos == ["team@example.com"] and alert.mail_from == "shop@example.com"
+
+
+def test_with_steep_fake_the_view_is_tested_without_a_worker(queued, steep_fake):
+    # steep.testing's fake mode (a fixture of steep's pytest plugin): what the view
+    # enqueued on commit is recorded, not run, and nothing reaches the server
+    from django.test import Client
+    from shop.jobs import confirm_order
+    from shop.models import Order
+
+    response = Client().post(
+        "/orders/", data='{"item": "crumpets"}', content_type="application/json"
+    )
+    order_id = response.json()["id"]
+    steep_fake.assert_enqueued(confirm_order, order_id, count=1)
+    assert queued() == 0
+    assert Order.objects.get(pk=order_id).status != "confirmed"
+    assert steep_fake.drain() == ["crumpets"]  # run in this process, as a worker would
+    assert Order.objects.get(pk=order_id).status == "confirmed"
+
+
+def test_with_steep_inline_the_job_runs_when_the_view_commits(queued, steep_inline):
+    from django.test import Client
+
+    web = Client()
+    order_id = web.post("/orders/", data='{"item": "tea"}', content_type="application/json").json()[
+        "id"
+    ]
+    assert web.get(f"/orders/{order_id}/").json()["status"] == "confirmed"
+    assert queued() == 0
