@@ -28,8 +28,6 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import redis
-
 from steep import job
 from steep.pipeline import config as pipeline_config
 from steep.pipeline import git, jobs, store
@@ -179,20 +177,12 @@ def _is_turn(project: str, target: str, run_id: str) -> bool:
 
 def _claim(run_id: str, fields: dict[str, str]) -> bool:
     """Record the merge made (waiting -> testing), once: False if another delivery of
-    the job recorded one first."""
-    key = store.keys().run(run_id)
-    with store.client().pipeline() as pipe:
-        try:
-            pipe.watch(key)
-            if pipe.hget(key, "gate_state") not in (None, b"waiting"):
-                return False
-            values: dict[Any, Any] = {**fields, "gate_state": "testing"}
-            pipe.multi()
-            pipe.hset(key, mapping=values)
-            pipe.execute()
-        except redis.WatchError:
-            return False
-    return True
+    the job recorded one first (pipeline_claim_merge.lua: one slot, so a cluster too)."""
+    argv = [x for pair in fields.items() for x in pair]
+    claimed = store._script(store.client(), "claim_merge")(
+        keys=[store.keys().run(run_id)], args=argv
+    )
+    return bool(int(claimed))
 
 
 @job(queue=jobs.CONTROL, retries=3, timeout=900)
