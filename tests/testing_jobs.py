@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
-from steep import current_job, job
+from steep import batch, current_job, job
 
 SEEN: list[tuple[str, int]] = []
 
@@ -33,3 +34,45 @@ def sign_up(user_id: int) -> int:
 @job(retries=0, result_ttl=60)
 def broken(reason: str) -> None:
     raise ValueError(reason)
+
+
+# batches, chains and groups in inline and fake mode: these keep what they saw in memory
+REPORTS: list[tuple[str, Any]] = []
+
+
+@job(retries=0)
+def double(x: int) -> int:
+    return 2 * x
+
+
+@job(retries=0)
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@job(retries=0)
+def fails_for(x: int, bad: int) -> int:
+    if x == bad:
+        raise ValueError(f"{x} fails on purpose")
+    return x
+
+
+@job(retries=0)
+def report(status: dict[str, Any], label: str) -> str:
+    REPORTS.append((label, status))
+    return f"{label}: {status['succeeded']}/{status['total']}"
+
+
+@job(retries=0)
+def total(results: list[int]) -> int:
+    REPORTS.append(("total", results))
+    return sum(results)
+
+
+@job(retries=0)
+def fan_out(n: int) -> int:
+    """A member that makes a child batch of its own (a child of the member's batch)."""
+    with batch(on_success=report.s("child")) as child:
+        for i in range(n):
+            child.add(double.s(i))
+    return n

@@ -18,9 +18,13 @@ from typing import Any
 from steep import client, middleware
 from steep.context import JobContext, _current
 from steep.errors import JobFailed
+from steep.features.batches.batch import LocalBatches as BatchStore
+from steep.features.batches.batch import set_local
+from steep.features.batches.records import BatchStatus
 from steep.job import Envelope, Job, JobStatus, decode_envelope
 from steep.options import JobOptions
 from steep.registry import JobFunction, lookup
+from steep.testing.batches import LocalBatches
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +125,23 @@ async def _as_coroutine(awaitable: Any) -> Any:
 
 
 class _Mode:
-    """On while used as a context manager (or between `start()` and `stop()`)."""
+    """On while used as a context manager (or between `start()` and `stop()`).
+
+    Modes nest: the innermost one started gets the jobs, and the one around it gets them
+    again once it stops. Batches, chains and groups live in the mode too (LocalBatches)."""
 
     def __init__(self) -> None:
         self._previous: client.Divert | None = None
+        self._previous_batches: BatchStore | None = None
         self._on = False
+        self._local = LocalBatches(self._take)
+
+    def batches(self) -> list[BatchStatus]:
+        """The status of every batch, chain and group made in this mode, oldest first."""
+        return self._local.statuses()
+
+    def _take(self, envelopes: list[Envelope], payloads: list[bytes]) -> list[Job]:
+        return self._divert(envelopes, payloads, _NO_OPTIONS, None)
 
     def _divert(
         self, envelopes: list[Envelope], payloads: list[bytes], opts: JobOptions, at: float | None
@@ -135,11 +151,13 @@ class _Mode:
     def start(self) -> None:
         if not self._on:
             self._previous = client.set_divert(self._divert)
+            self._previous_batches = set_local(self._local)
             self._on = True
 
     def stop(self) -> None:
         if self._on:
             client.set_divert(self._previous)
+            set_local(self._previous_batches)
             self._on = False
 
     def __enter__(self) -> Any:
@@ -169,19 +187,29 @@ class Inline(_Mode):
         handles: list[Job] = []
         for envelope, payload in zip(envelopes, payloads, strict=True):
             handle = _Handle(envelope, JobStatus.RUNNING)
-            try:
-                handle._value = run_payload(payload)
-                handle._state = JobStatus.SUCCEEDED
-            except Exception as exc:
-                if self.raise_errors:
-                    raise
-                handle._error, handle._state = _error_record(exc), JobStatus.DEAD
             handles.append(handle)
+            _run(handle, envelope, payload, self._local, self.raise_errors)
         return handles
 
 
 def _name(job: JobFunction[Any, Any] | str) -> str:
     return job if isinstance(job, str) else job.name
+
+
+def _run(
+    handle: _Handle, envelope: Envelope, payload: bytes, local: LocalBatches, raise_errors: bool
+) -> None:
+    """Run one job into its handle, and tell its batch (if any) how it ended."""
+    try:
+        handle._value = run_payload(payload)
+    except Exception as exc:
+        handle._error, handle._state = _error_record(exc), JobStatus.DEAD
+        local.finished(envelope, False)
+        if raise_errors:
+            raise
+        return
+    handle._state = JobStatus.SUCCEEDED
+    local.finished(envelope, True, handle._value)
 
 
 class Fake(_Mode):
@@ -190,6 +218,7 @@ class Fake(_Mode):
     def __init__(self) -> None:
         super().__init__()
         self._jobs: list[EnqueuedJob] = []
+        self._handles: dict[str, _Handle] = {}
 
     def _divert(
         self, envelopes: list[Envelope], payloads: list[bytes], opts: JobOptions, at: float | None
@@ -203,7 +232,9 @@ class Fake(_Mode):
                     envelope.id, envelope.name, envelope.queue, seen.args, seen.kwargs, at, seen
                 )
             )
-        return [_Handle(e, state) for e in envelopes]
+        handles = [_Handle(e, state) for e in envelopes]
+        self._handles.update((h.id, h) for h in handles)
+        return list[Job](handles)
 
     def jobs(
         self, job: JobFunction[Any, Any] | str | None = None, *, queue: str | None = None
@@ -251,18 +282,25 @@ class Fake(_Mode):
         self._jobs.clear()
 
     def drain(self) -> list[Any]:
-        """Run the recorded jobs inline, oldest first, and those they enqueue, until none is
-        left; their return values. A job's exception propagates (what is left stays)."""
+        """Run the recorded jobs inline, oldest first, and those they enqueue (a batch's
+        callbacks, a chain's next steps too), until none is left; their return values. A
+        job's exception propagates (it is dead; what is left stays). The handles that
+        `enqueue` returned answer `status` and `result()` afterwards."""
         values = []
         while self._jobs:
             job = self._jobs.pop(0)
-            values.append(run_payload(_encode(job.envelope)))
+            handle = self._handles.pop(job.id, None) or _Handle(job.envelope, JobStatus.QUEUED)
+            _run(handle, job.envelope, _encode(job.envelope), self._local, True)
+            values.append(handle._value)
         return values
 
     def _summary(self) -> str:
         if not self._jobs:
             return "nothing"
         return ", ".join(f"{j.name}{tuple(j.args)!r} on {j.queue!r}" for j in self._jobs[:20])
+
+
+_NO_OPTIONS = JobOptions()
 
 
 def _encode(envelope: Envelope) -> bytes:

@@ -75,13 +75,22 @@ def steep(steep_server: str) -> Iterator[SteepFixture]:
         configure(previous)
 
 
+def _one_mode(request: pytest.FixtureRequest) -> None:
+    if {"steep_fake", "steep_inline"} <= set(request.fixturenames):
+        raise pytest.UsageError(
+            f"{request.node.name} uses steep_fake and steep_inline: a test runs in one mode"
+        )
+
+
 @pytest.fixture
-def steep_inline() -> Iterator[Inline]:
+def steep_inline(request: pytest.FixtureRequest) -> Iterator[Inline]:
+    _one_mode(request)
     with Inline() as mode:
         yield mode
 
 
 @pytest.fixture
-def steep_fake() -> Iterator[Fake]:
+def steep_fake(request: pytest.FixtureRequest) -> Iterator[Fake]:
+    _one_mode(request)
     with Fake() as mode:
         yield mode

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from steep.connection import SCRIPTS, get_client, get_keys
 from steep.context import current_job
@@ -42,6 +42,30 @@ DEFAULT_TTL = 7 * 86400  # seconds a completed batch's record is kept
 INDEX_CAP = 10_000  # batches listed by steep.ops (the record itself expires on its own)
 FLUSH_EVERY = 1000  # buffered adds written per round trip
 _AUTO: Any = object()
+
+
+class LocalBatches(Protocol):
+    """Where batches live instead of Redis while a test mode runs jobs in this process
+    (steep.testing); Batch hands every read and write of its record to it."""
+
+    def create(self, batch: Batch) -> None: ...
+    def add(self, batch_id: str, envelopes: list[Envelope]) -> None: ...
+    def close(self, batch: Batch) -> None: ...
+    def discard(self, batch_id: str) -> None: ...
+    def status(self, batch_id: str) -> BatchStatus | None: ...
+    def results(self, batch_id: str) -> list[Any]: ...
+    def handle(self, job_id: str) -> Job | None: ...
+    def member(self, envelope: Envelope) -> Job: ...
+
+
+_local: LocalBatches | None = None
+
+
+def set_local(store: LocalBatches | None) -> LocalBatches | None:
+    """Keep batches in `store` instead of Redis (None: in Redis again); the previous."""
+    global _local
+    previous, _local = _local, store
+    return previous
 
 
 class Batch:
@@ -139,6 +163,8 @@ class Batch:
         self._buffer.append(envelope)
         if len(self._buffer) >= FLUSH_EVERY:
             self.flush()
+        if _local is not None:
+            return _local.member(envelope)
         return Job(envelope.id, envelope.queue, sig.name)
 
     def flush(self) -> None:
@@ -146,8 +172,12 @@ class Batch:
         if not self._buffer:
             return
         self._create()
-        client = get_client()
         buffered, self._buffer = self._buffer, []
+        if _local is not None:
+            _local.add(self.id, buffered)
+            self._flushed += len(buffered)
+            return
+        client = get_client()
         added = add_members(client, self.id, [e.id for e in buffered])
         if added < len(buffered):
             buffered = unfinished(client, self.id, buffered)
@@ -158,6 +188,10 @@ class Batch:
         """The total is final: the batch completes once its pending members are done."""
         self.flush()
         self._create()
+        if _local is not None:
+            self._closed = True
+            _local.close(self)
+            return
         client = get_client()
         if self.parent:
             add_members(client, self.parent, [self.id])
@@ -168,6 +202,10 @@ class Batch:
 
     def _create(self) -> None:
         if self._created:
+            return
+        if _local is not None:
+            _local.create(self)
+            self._created = True
             return
         now_ms = int(time.time() * 1000)
         fields: dict[str, Any] = {
@@ -202,6 +240,10 @@ class Batch:
         self._created = True
 
     def _discard(self) -> None:
+        if _local is not None:
+            _local.discard(self.id)
+            self._created = False
+            return
         client = get_client()
         keys = get_keys()
         client.delete(*keys.batch(self.id).all())
@@ -211,11 +253,11 @@ class Batch:
     # -- reading ---------------------------------------------------------------------
 
     def status(self) -> BatchStatus | None:
-        return get_status(self.id)
+        return get_status(self.id) if _local is None else _local.status(self.id)
 
     def results(self) -> list[Any]:
         """Return values of a group's members (or a chain's steps), in order."""
-        return get_results(self.id)
+        return get_results(self.id) if _local is None else _local.results(self.id)
 
     def callback_job(self, kind: str = "success") -> Job:
         """The handle of the `complete` or `success` callback (its id is fixed by the
@@ -223,7 +265,10 @@ class Batch:
         sig = {"complete": self.on_complete, "success": self.on_success}.get(kind)
         if sig is None:
             raise BatchError(f"batch {self.id} has no on_{kind} callback")
-        return Job(derived_id(self.id, kind), sig.options.get("queue", "default"), sig.name)
+        job_id = derived_id(self.id, kind)
+        if _local is not None and (handle := _local.handle(job_id)) is not None:
+            return handle
+        return Job(job_id, sig.options.get("queue", "default"), sig.name)
 
     def wait(self, timeout: float | None = None, interval: float = 0.05) -> BatchStatus:
         """Poll until the batch is complete (every member succeeded or died) and its
@@ -235,6 +280,11 @@ class Batch:
                 raise BatchError(f"no batch {self.id} (never made, or expired)")
             if status.state in ("succeeded", "failed") and not status.outbox:
                 return status
+            if _local is not None:  # nothing runs meanwhile in this process
+                raise TimeoutError(
+                    f"batch {self.id} has not completed: {status.pending} of its "
+                    f"{status.total} jobs have not run (in fake mode, jobs.drain() runs them)"
+                )
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"batch {self.id} did not complete within {timeout} s")
             time.sleep(interval)
