@@ -92,3 +92,21 @@ def test_job_failed_has_the_attributes_the_docs_give_it() -> None:
     assert "reason" in attributes
     for attribute in attributes:
         assert hasattr(failed, attribute), f"docs/jobs.md documents JobFailed.{attribute}"
+
+
+# the pages that explain the machinery; every other page is a user's and names no script or key
+MACHINERY = {"internals.md", "protocol.md", "benchmark-method.md", "benchmarks.md"}
+_INNARDS = re.compile(r"\w+\.lua\b|<ns>:|<namespace>:|\bsteep:\{")
+
+
+@pytest.mark.parametrize(
+    "page", [p for p in PAGES if p.name not in MACHINERY], ids=lambda p: p.name
+)
+def test_user_pages_name_no_lua_script_or_key_layout(page: Path) -> None:
+    found = [
+        f"{page.name}:{n}: {m.group(0)}"
+        for n, line in enumerate(page.read_text().splitlines(), 1)
+        for m in [_INNARDS.search(line)]
+        if m
+    ]
+    assert not found, "belongs in internals.md or protocol.md:\n" + "\n".join(found)
