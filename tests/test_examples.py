@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
+
 from tests.conftest import ROOT, run_example
 
 QUICKSTART = ROOT / "examples" / "quickstart"
@@ -21,3 +26,22 @@ def test_quickstart(client, server):
         "report for user 101",
     ]
     assert lines[7] == "scheduled job status now: succeeded"
+
+
+@pytest.mark.parametrize(
+    ("app", "tests"), [("flask_app", 3), ("fastapi_app", 2), ("django_app", 3)]
+)
+def test_each_example_app_runs_its_own_tests_with_the_pytest_plugin(app: str, tests: int, tmp_path):
+    # as a user would, in the app's directory with nothing configured: the plugin starts a
+    # private server for the session, and no Redis of the machine's is touched
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT / "examples" / app,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{tests} passed" in done.stdout, done.stdout
