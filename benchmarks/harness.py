@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import importlib
 import json
@@ -234,6 +235,17 @@ class Workers:
         sweep_token(self.env["BENCH_RUN_TOKEN"])
 
 
+def tree_cpu_s(workers: Workers) -> float:
+    """CPU seconds (user + system) of the workers' process tree so far, with the finished
+    children each process has reaped (RQ's work horses, say)."""
+    total = 0.0
+    for p in workers.tree():
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
 def sweep_token(token: str) -> int:
     """Kill any process still carrying this run's token (e.g. a child that left the group)."""
     killed = 0
@@ -324,6 +336,33 @@ def select_variants(all_variants: list[Variant], only: str | None) -> list[Varia
     return chosen
 
 
+# equal terms: every system on the same number of worker processes, its sync flavour where it
+# has one, one INCR per job (rows named `<variant>@<P>p`)
+ASYNC_ONLY_WHEN_SYNC_EXISTS = {"steep-async"}  # steep's sync row stands for steep
+
+
+def equal_variants(variants: list[Variant], processes: list[int]) -> list[Variant]:
+    out = []
+    for p in processes:
+        for v in variants:
+            if v.name in ASYNC_ONLY_WHEN_SYNC_EXISTS or v.family:
+                continue
+            threaded = v.io.slots > 1  # a process runs many jobs: 50 io slots in all
+            io = Shape(p, IO_CONCURRENCY // p if threaded else 1, "equal processes")
+            out.append(
+                dataclasses.replace(
+                    v,
+                    name=f"{v.name}@{p}p",
+                    noop=Shape(p, v.noop.slots, "equal processes"),
+                    io=io,
+                    family=v.name,
+                    body="incr",
+                    setup=f"{v.setup} with {p} worker processes, one INCR per job",
+                )
+            )
+    return out
+
+
 def get_module(variant: Variant) -> Any:
     return importlib.import_module(f"systems.{variant.adapter}")
 
@@ -370,7 +409,8 @@ class Bench:
         env.update(
             BENCH_REDIS_URL=self.server.url,
             STEEP_REDIS_URL=self.server.url,
-            BENCH_VARIANT=v.name,
+            BENCH_VARIANT=v.setup_name,
+            BENCH_BODY=v.body,
             BENCH_SCENARIO=scenario,
             BENCH_PROCESSES=str(shape.processes),
             BENCH_SLOTS=str(shape.slots),
@@ -393,7 +433,7 @@ class Bench:
             str(BENCH_DIR / "driver.py"),
             action,
             "--variant",
-            v.name,
+            v.setup_name,
             *args,
         ]
         try:
@@ -420,7 +460,7 @@ class Bench:
 
     def workers(self, v: Variant, scenario: str, shape: Shape, label: str) -> Workers:
         ctx = WorkerCtx(
-            variant=v,
+            variant=dataclasses.replace(v, name=v.setup_name),
             scenario=scenario,
             shape=shape,
             redis_url=self.server.url,
@@ -478,7 +518,7 @@ class Bench:
             hard_deadline = t0 + s.drain_timeout
             soft_deadline = t0 + budget if budget > 0 else float("inf")
             t_first: float | None = None
-            d_first = 0
+            d_first, cpu_first = 0, 0.0
             last_done, last_change = 0, t0
             next_alive_check = t0 + 0.5
             while True:
@@ -488,6 +528,7 @@ class Bench:
                     last_done, last_change = done, now
                 if t_first is None and done > 0:
                     t_first, d_first = now, done
+                    cpu_first = tree_cpu_s(workers)
                 if done >= n:
                     t_end = now
                     break
@@ -510,6 +551,7 @@ class Bench:
                             f"workers exited with {done}/{n} done: {workers.log_tail()!r}"
                         )
                 time.sleep(poll)
+            cpu_end, d_end = tree_cpu_s(workers), int(get(DONE_KEY) or 0)
             if not (partial or stalled):
                 # Let it settle: a late duplicate still shows up in the counter.
                 last, stable_since = done, time.perf_counter()
@@ -528,7 +570,9 @@ class Bench:
             workers.kill()
         # Workers are dead now: the counter and the set can no longer move.
         final = int(get(DONE_KEY) or 0)
-        distinct = int(self.client.scard(SEEN_KEY))
+        distinct: int | None = int(self.client.scard(SEEN_KEY))
+        if v.body == "incr":  # one INCR per job: executions are counted, indices are not
+            distinct = None
         assert t_first is not None
         out: dict[str, Any] = {
             "n": n,
@@ -544,10 +588,15 @@ class Bench:
             "done_final": final,
             "distinct": distinct,
             # Counted executions beyond the distinct jobs: valid for a partial drain too.
-            "duplicates": final - distinct,
+            "duplicates": None if distinct is None else final - distinct,
             # Jobs not run: known once the queue was drained, or when the drain stalled (no job
             # finished for STALL_S s although some had not run); unknown after a budget cut.
-            "lost": None if partial else n - distinct,
+            "lost": None if partial else n - (final if distinct is None else distinct),
+            # the worker processes' CPU time (user + system, the whole tree) per job finished
+            # between the first job and the end: start-up is left out
+            "cpu_us_per_job": (
+                1e6 * (cpu_end - cpu_first) / (d_end - d_first) if d_end > d_first else None
+            ),
         }
         out["worker_tracebacks"] = workers.tracebacks()
         if sampler:
@@ -600,7 +649,7 @@ class Bench:
 
     def step_io(self, v: Variant, rnd: int) -> dict[str, Any]:
         s = self.settings
-        if v.io.total != IO_CONCURRENCY:
+        if v.io.total != IO_CONCURRENCY and not v.family:
             raise StepError(f"io shape {v.io.describe()} is not {IO_CONCURRENCY} slots")
         self.flush()
         filled = int(self._producer(v, "fill", "io", v.io, "io", s.io_jobs, 0.0)["n"])
@@ -859,6 +908,7 @@ METRICS: dict[str, list[tuple[str, str]]] = {
         ("done", "done"),
         ("duplicates", "duplicates"),
         ("lost", "lost"),
+        ("cpu_us_per_job", "cpu_us_per_job"),
         ("peak_rss_total_mb", "memory.peak_rss_total_mb"),
         ("peak_rss_largest_process_mb", "memory.peak_rss_largest_process_mb"),
         ("max_processes", "memory.max_processes"),
@@ -869,6 +919,7 @@ METRICS: dict[str, list[tuple[str, str]]] = {
         ("rate", "rate"),
         ("done", "done"),
         ("duplicates", "duplicates"),
+        ("cpu_us_per_job", "cpu_us_per_job"),
     ],
     "latency": [("p50_ms", "p50_ms"), ("p99_ms", "p99_ms"), ("max_ms", "max_ms"), ("n", "n")],
     "ceiling": [
@@ -1040,6 +1091,7 @@ def render_markdown(result: dict[str, Any]) -> str:
                 "jobs drained",
                 "duplicates",
                 "lost",
+                "CPU µs/job",
             ],
             [
                 [
@@ -1052,6 +1104,7 @@ def render_markdown(result: dict[str, Any]) -> str:
                     cell(summ, n, "noop_drain", "done", "int", mark=False),
                     cell(summ, n, "noop_drain", "duplicates", "int", mark=False),
                     cell(summ, n, "noop_drain", "lost", "int", mark=False),
+                    cell(summ, n, "noop_drain", "cpu_us_per_job", "int", mark=False),
                 ]
                 for n in names
             ],
@@ -1063,7 +1116,15 @@ def render_markdown(result: dict[str, Any]) -> str:
             f"(ideal {IO_CONCURRENCY / IO_SLEEP_S:,.0f} jobs/s). Queue pre-filled, workers "
             "started; jobs/s from the first finished job on (`incl. start-up` counts from the "
             "start command).",
-            ["system", "processes x slots", "jobs/s", "% of ideal", "incl. start-up", "jobs"],
+            [
+                "system",
+                "processes x slots",
+                "jobs/s",
+                "% of ideal",
+                "incl. start-up",
+                "jobs",
+                "CPU µs/job",
+            ],
             [
                 [
                     v["name"],
@@ -1072,6 +1133,7 @@ def render_markdown(result: dict[str, Any]) -> str:
                     cell(summ, v["name"], "io", "pct_ideal", "pct"),
                     cell(summ, v["name"], "io", "rate", "rate"),
                     cell(summ, v["name"], "io", "done", "int", mark=False),
+                    cell(summ, v["name"], "io", "cpu_us_per_job", "int", mark=False),
                 ]
                 for v in variants
             ],
@@ -1199,6 +1261,15 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", default=None, help="comma-separated systems or rows, e.g. steep,rq")
     ap.add_argument("--scenarios", default=",".join(ALL_SCENARIOS))
+    ap.add_argument(
+        "--equal",
+        default="",
+        help="also run equal-terms rows: every system on these worker process counts, "
+        "e.g. 2,4 (one and two per core on 2 cores), sync jobs, one INCR per job",
+    )
+    ap.add_argument(
+        "--equal-only", action="store_true", help="run the equal-terms rows only (with --equal)"
+    )
     ap.add_argument("--out", default=str(BENCH_DIR / "results"))
     ap.add_argument("--bulk-batch", type=int, default=1000)
     ap.add_argument(
@@ -1247,6 +1318,10 @@ def main() -> int:
         no_budget=args.no_budget,
     )
     variants = select_variants(load_variants(), args.only)
+    if args.equal:
+        counts = [int(x) for x in args.equal.split(",") if x.strip()]
+        equal = equal_variants(variants, counts)
+        variants = equal if args.equal_only else [*variants, *equal]
     run_variants = variants if set(scenarios) - {"ceiling"} else []
     envs = sorted({v.env for v in run_variants})
     log(f"environments: {', '.join(envs) or '(none)'}")

@@ -65,6 +65,15 @@ class Variant:
     bulk: str | None = None  # the real bulk-enqueue API, or None
     async_jobs: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # an equal-terms row (harness --equal) is another setup of the variant named `family`,
+    # with the same processes for every system and `body` "incr" (one INCR per job)
+    family: str = ""
+    body: str = "pair"
+
+    @property
+    def setup_name(self) -> str:
+        """The variant whose setup the adapter builds (itself, or its family)."""
+        return self.family or self.name
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,8 @@ a pid change).
 Async libraries call the same synchronous client: a loopback round trip is tens of microseconds,
 cheaper than an asyncio client, and it keeps the body byte-for-byte the same everywhere.
 
-- ``noop(i)``: ``INCR bench:done`` and ``SADD bench:seen i`` in one pipelined round trip.
+- ``noop(i)``: ``INCR bench:done`` and ``SADD bench:seen i`` in one pipelined round trip; with
+  ``BENCH_BODY=incr`` (the equal-terms rows) one ``INCR bench:done`` only.
 - ``io_sync(i)`` / ``io_async(i)``: sleep 10 ms (``time.sleep`` / ``asyncio.sleep``), then count.
 - ``lat(i)``: record ``time.time()`` at the very start into the hash ``bench:lat`` (field ``i``)
   and push ``i`` onto the list ``bench:lat:ack`` (same round trip) so the producer can wait for it.
@@ -42,7 +43,14 @@ def client() -> redis.Redis:
     return _client
 
 
+# "incr": the equal-terms rows' body, one INCR and nothing else (no duplicate count)
+_INCR_ONLY = os.environ.get("BENCH_BODY") == "incr"
+
+
 def count(i: int) -> None:
+    if _INCR_ONLY:
+        client().incr(DONE_KEY)
+        return
     pipe = client().pipeline(transaction=False)
     pipe.incr(DONE_KEY)
     pipe.sadd(SEEN_KEY, i)
