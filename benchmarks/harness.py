@@ -1080,7 +1080,11 @@ def render_markdown(result: dict[str, Any]) -> str:
             "reached it (steady: from the first finished job on). Duplicates: executions "
             "counted beyond the distinct job indices; lost: jobs not run by the end (full or "
             f"stalled drains). `!k`: in k rounds the drain stalled (no job finished for "
-            f"{STALL_S:g} s while some had not run).",
+            f"{STALL_S:g} s while some had not run). CPU µs/job: the worker processes' CPU time "
+            "(user + system, the whole process tree) from the first finished job to the last, "
+            "per job. Rows `<system>@<P>p` are on equal terms: P worker processes for every "
+            "system, its plain-function jobs where it has them, a body of one INCR (so no "
+            "duplicate count).",
             [
                 "system",
                 "enqueue jobs/s",
@@ -1115,7 +1119,10 @@ def render_markdown(result: dict[str, Any]) -> str:
             f"{s['io_jobs']:,} jobs that sleep 10 ms, {IO_CONCURRENCY} slots for every system "
             f"(ideal {IO_CONCURRENCY / IO_SLEEP_S:,.0f} jobs/s). Queue pre-filled, workers "
             "started; jobs/s from the first finished job on (`incl. start-up` counts from the "
-            "start command).",
+            "start command). In the equal-terms rows (`@<P>p`) a system that runs one job per "
+            "process has P slots, and its ideal is P / 10 ms. CPU µs/job: the worker processes' "
+            "CPU time (user + system, the whole process tree) from the first finished job to "
+            "the last, per job.",
             [
                 "system",
                 "processes x slots",
