@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from steep import JobFailed, ops
+from steep import JobFailed, JobStatus, ops
 from steep.connection import get_keys
 from steep.job import decode_envelope
 from tests import jobs
@@ -42,6 +42,9 @@ def test_an_expired_job_is_discarded_by_the_worker(client, run_worker):
     with pytest.raises(JobFailed, match="not started before it expired") as failed:
         late.result(timeout=1)
     assert failed.value.type == "steep.Expired"
+    assert late.status is JobStatus.DEAD  # not run: not "succeeded", as ops and the CLI say
+    assert ops.get_job("default", late.id).state == "dead"
+    assert in_time.status is JobStatus.SUCCEEDED
     assert client.hexists(qk.jobs, late.id) == 0
     assert int(client.hget(qk.stats, "expired")) == 1
     assert int(client.hget(qk.stats, "processed")) == 1

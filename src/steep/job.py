@@ -181,9 +181,9 @@ class Job:
         pipe = get_client().pipeline(transaction=False)
         pipe.hget(qk.state, self.id)
         pipe.hexists(qk.jobs, self.id)
-        pipe.exists(qk.result(self.id))
-        state, known, has_result = pipe.execute()
-        return _status_from(state, known, has_result)
+        pipe.lindex(qk.result(self.id), 0)
+        state, known, outcome = pipe.execute()
+        return _status_from(state, known, outcome)
 
     def result(self, timeout: float | None = None) -> Any:
         """Block until the job has finished and return its value (or raise its error).
@@ -259,12 +259,15 @@ def _slice(deadline: float | None) -> float | None:
     return max(min(left, RESULT_WAIT_SLICE), 0.001)
 
 
-def _status_from(state: bytes | None, known: bool, has_result: bool) -> JobStatus | None:
+def _status_from(state: bytes | None, known: bool, outcome: bytes | None) -> JobStatus | None:
+    """A job's status from its state entry, whether its envelope is stored, and its kept
+    outcome (a job that settled leaves only that: dead when it holds an error, as for a job
+    dropped unrun because it expired)."""
     status, _, _ = parse_state(state)
     if status is not None:
         return status
     if known:
         return JobStatus.QUEUED
-    if has_result:
-        return JobStatus.SUCCEEDED
+    if outcome:
+        return JobStatus.DEAD if "error" in decode(outcome) else JobStatus.SUCCEEDED
     return None

@@ -92,7 +92,7 @@ def _statuses(samples: list[Sample]) -> list[JobStatus | None]:
         qk = keys.queue(s.job.queue)
         pipe.hget(qk.state, s.job.id)
         pipe.hexists(qk.jobs, s.job.id)
-        pipe.exists(qk.result(s.job.id))
+        pipe.lindex(qk.result(s.job.id), 0)
     raw = pipe.execute()
     from steep.job import _status_from
 
