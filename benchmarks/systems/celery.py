@@ -17,6 +17,7 @@ _COMMON = (
 VARIANTS = (
     Variant(
         name="celery-prefork",
+        equal_slots=1,
         adapter="celery",
         env="celery",
         dists=_DISTS,
@@ -30,6 +31,7 @@ VARIANTS = (
     ),
     Variant(
         name="celery-threads",
+        equal_slots=10,
         adapter="celery",
         env="celery",
         dists=_DISTS,
@@ -58,7 +60,7 @@ def worker_commands(ctx: WorkerCtx) -> list[list[str]]:
         "--without-mingle",
         "--without-heartbeat",
     ]
-    if ctx.variant.name == "celery-prefork":
+    if ctx.variant.row == "celery-prefork":
         return [[*base, "-P", "prefork", "-c", str(ctx.shape.total), "-n", "prefork@bench"]]
     return [
         [*base, "-P", "threads", "-c", str(ctx.shape.slots), "-n", f"t{k}@bench"]

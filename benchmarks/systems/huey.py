@@ -12,6 +12,7 @@ _DISTS = ("huey", "redis", "hiredis")
 VARIANTS = (
     Variant(
         name="huey-process",
+        equal_slots=1,
         adapter="huey",
         env="huey",
         dists=_DISTS,
@@ -26,6 +27,7 @@ VARIANTS = (
     ),
     Variant(
         name="huey-thread",
+        equal_slots=10,
         adapter="huey",
         env="huey",
         dists=_DISTS,
@@ -43,7 +45,7 @@ VARIANTS = (
 
 def worker_commands(ctx: WorkerCtx) -> list[list[str]]:
     base = [ctx.bin("huey_consumer"), "systems.huey_tasks.huey", "-q", "-n", "-C"]
-    if ctx.variant.name == "huey-process":
+    if ctx.variant.row == "huey-process":
         return [[*base, "-k", "process", "-w", str(ctx.shape.total)]]
     return [[*base, "-k", "thread", "-w", str(ctx.shape.slots)] for _ in range(ctx.shape.processes)]
 
