@@ -37,7 +37,7 @@ VARIANTS = (
         dists=_DISTS,
         noop=Shape(2, 10, "two worker nodes x 10 threads"),
         io=Shape(2, 25, "two worker nodes x 25 threads"),
-        setup=f"2 x celery worker -P threads -c T -n tN@bench {_COMMON}",
+        setup=f"P x celery worker -P threads -c T -n tN@bench {_COMMON}",
         reason=(
             "The threads pool shares one GIL per node, so one node per core (2) uses both "
             "cores; threads are the pool Celery documents for I/O-bound work."

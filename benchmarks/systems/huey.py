@@ -33,7 +33,7 @@ VARIANTS = (
         dists=_DISTS,
         noop=Shape(2, 10, "two consumers x 10 thread workers"),
         io=Shape(2, 25, "two consumers x 25 thread workers"),
-        setup="2 x huey_consumer systems.huey_tasks.huey -k thread -w T -q -n -C",
+        setup="P x huey_consumer systems.huey_tasks.huey -k thread -w T -q -n -C",
         reason=(
             "Threads are Huey's recommended worker type for I/O-bound tasks; one consumer "
             "per core so both cores are used despite the GIL (no periodic tasks, so two "
