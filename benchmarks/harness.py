@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import datetime as dt
 import importlib
 import json
@@ -33,7 +32,7 @@ import psutil
 import redis
 import setup_envs
 from systems import ADAPTERS
-from systems.base import DONE_KEY, SEEN_KEY, Shape, Variant, WorkerCtx
+from systems.base import DONE_KEY, SEEN_KEY, Shape, Variant, WorkerCtx, equal_terms
 
 BENCH_DIR = Path(__file__).resolve().parent
 ALL_SCENARIOS = ("noop", "io", "latency", "memory", "ceiling")
@@ -46,6 +45,11 @@ BUSY_CPU_PCT = 15.0
 BODY_CEILING_PROCESSES = (1, 2, 4)
 # Shapes (processes, tasks per process) for the io body ceiling: the io body in bare asyncio.
 IO_CEILING_SHAPES = ((2, 25), (5, 10))
+# Worker process counts of the equal-terms rows: one per core and two per core on 2 cores.
+EQUAL_PROCESSES = (2, 4)
+# Shapes (processes, threads per process) for the equal-terms io ceiling: the single-INCR io body
+# in plain threads, as the equal-terms io rows spread 50 slots over 2 and 4 processes.
+IO_THREAD_CEILING_SHAPES = ((2, 25), (4, 13))
 # A drain in which no job finished for this long, with jobs left, stops and is flagged stalled.
 STALL_S = 5.0
 
@@ -75,6 +79,55 @@ def _body_loop(go: Any, counts: Any, secs: float) -> None:
         if time.perf_counter() >= end:
             break
     counts.put(n / (time.perf_counter() - t0))
+
+
+def _incr_body_loop(go: Any, counts: Any, secs: float) -> None:
+    """Child of Bench.body_ceiling for the equal-terms body: one INCR, back to back."""
+    from systems import bodies
+
+    bodies.SINGLE_INCR = True
+    _body_loop(go, counts, secs)
+
+
+def _io_thread_loop(go: Any, counts: Any, threads: int, jobs: int) -> None:
+    """Child of Bench.io_body_ceiling for the equal-terms io rows: `jobs` single-INCR io bodies
+    (time.sleep 10 ms, then INCR) on `threads` plain threads; jobs/s."""
+    from systems import bodies
+
+    bodies.SINGLE_INCR = True
+    bodies.count(-1)  # connect before the clock starts
+    left = [jobs]
+    lock = threading.Lock()
+
+    def slot() -> None:
+        while True:
+            with lock:
+                if left[0] <= 0:
+                    return
+                left[0] -= 1
+                i = left[0]
+            bodies.io_sync(i)
+
+    workers = [threading.Thread(target=slot) for _ in range(threads)]
+    go.wait()
+    t0 = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    counts.put(jobs / (time.perf_counter() - t0))
+
+
+def tree_cpu_s(procs: list[psutil.Process]) -> float:
+    """CPU seconds (user + system) of a process tree, with the children it already reaped."""
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
 
 
 def _io_body_loop(go: Any, counts: Any, tasks: int, jobs: int) -> None:
@@ -235,17 +288,6 @@ class Workers:
         sweep_token(self.env["BENCH_RUN_TOKEN"])
 
 
-def tree_cpu_s(workers: Workers) -> float:
-    """CPU seconds (user + system) of the workers' process tree so far, with the finished
-    children each process has reaped (RQ's work horses, say)."""
-    total = 0.0
-    for p in workers.tree():
-        with contextlib.suppress(psutil.Error):
-            t = p.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-    return total
-
-
 def sweep_token(token: str) -> int:
     """Kill any process still carrying this run's token (e.g. a child that left the group)."""
     killed = 0
@@ -322,6 +364,12 @@ def load_variants() -> list[Variant]:
     return out
 
 
+def with_equal_rows(variants: list[Variant], processes: tuple[int, ...]) -> list[Variant]:
+    """The rows, then their equal-terms rows: each process count, every system that has one."""
+    extra = [equal_terms(v, p) for p in processes for v in variants if v.equal_slots]
+    return [*variants, *extra]
+
+
 def select_variants(all_variants: list[Variant], only: str | None) -> list[Variant]:
     if not only:
         return all_variants
@@ -334,33 +382,6 @@ def select_variants(all_variants: list[Variant], only: str | None) -> list[Varia
         )
         raise SystemExit(f"unknown system(s) {unknown}; choose from: {names}")
     return chosen
-
-
-# equal terms: every system on the same number of worker processes, its sync flavour where it
-# has one, one INCR per job (rows named `<variant>@<P>p`)
-ASYNC_ONLY_WHEN_SYNC_EXISTS = {"steep-async"}  # steep's sync row stands for steep
-
-
-def equal_variants(variants: list[Variant], processes: list[int]) -> list[Variant]:
-    out = []
-    for p in processes:
-        for v in variants:
-            if v.name in ASYNC_ONLY_WHEN_SYNC_EXISTS or v.family:
-                continue
-            threaded = v.io.slots > 1  # a process runs many jobs: 50 io slots in all
-            io = Shape(p, IO_CONCURRENCY // p if threaded else 1, "equal processes")
-            out.append(
-                dataclasses.replace(
-                    v,
-                    name=f"{v.name}@{p}p",
-                    noop=Shape(p, v.noop.slots, "equal processes"),
-                    io=io,
-                    family=v.name,
-                    body="incr",
-                    setup=f"{v.setup} with {p} worker processes, one INCR per job",
-                )
-            )
-    return out
 
 
 def get_module(variant: Variant) -> Any:
@@ -409,12 +430,12 @@ class Bench:
         env.update(
             BENCH_REDIS_URL=self.server.url,
             STEEP_REDIS_URL=self.server.url,
-            BENCH_VARIANT=v.setup_name,
-            BENCH_BODY=v.body,
+            BENCH_VARIANT=v.name,
             BENCH_SCENARIO=scenario,
             BENCH_PROCESSES=str(shape.processes),
             BENCH_SLOTS=str(shape.slots),
             BENCH_RUN_TOKEN=self.token,
+            BENCH_BODY="incr" if v.equal_of else "noop",
             PYTHONPATH=str(BENCH_DIR),
             PYTHONUNBUFFERED="1",
             VIRTUAL_ENV=str(setup_envs.env_dir(v.env)),
@@ -433,7 +454,7 @@ class Bench:
             str(BENCH_DIR / "driver.py"),
             action,
             "--variant",
-            v.setup_name,
+            v.row,
             *args,
         ]
         try:
@@ -460,7 +481,7 @@ class Bench:
 
     def workers(self, v: Variant, scenario: str, shape: Shape, label: str) -> Workers:
         ctx = WorkerCtx(
-            variant=dataclasses.replace(v, name=v.setup_name),
+            variant=v,
             scenario=scenario,
             shape=shape,
             redis_url=self.server.url,
@@ -518,7 +539,8 @@ class Bench:
             hard_deadline = t0 + s.drain_timeout
             soft_deadline = t0 + budget if budget > 0 else float("inf")
             t_first: float | None = None
-            d_first, cpu_first = 0, 0.0
+            d_first = 0
+            cpu_first = 0.0
             last_done, last_change = 0, t0
             next_alive_check = t0 + 0.5
             while True:
@@ -528,7 +550,7 @@ class Bench:
                     last_done, last_change = done, now
                 if t_first is None and done > 0:
                     t_first, d_first = now, done
-                    cpu_first = tree_cpu_s(workers)
+                    cpu_first = tree_cpu_s(workers.tree())
                 if done >= n:
                     t_end = now
                     break
@@ -551,7 +573,10 @@ class Bench:
                             f"workers exited with {done}/{n} done: {workers.log_tail()!r}"
                         )
                 time.sleep(poll)
-            cpu_end, d_end = tree_cpu_s(workers), int(get(DONE_KEY) or 0)
+            # The tree's CPU for the jobs counted: start-up included (cpu_s), and from the first
+            # finished job on (steady); read before the settle wait, in which workers idle.
+            done_cpu = int(get(DONE_KEY) or 0)
+            cpu_end = tree_cpu_s(workers.tree())
             if not (partial or stalled):
                 # Let it settle: a late duplicate still shows up in the counter.
                 last, stable_since = done, time.perf_counter()
@@ -570,10 +595,13 @@ class Bench:
             workers.kill()
         # Workers are dead now: the counter and the set can no longer move.
         final = int(get(DONE_KEY) or 0)
-        distinct: int | None = int(self.client.scard(SEEN_KEY))
-        if v.body == "incr":  # one INCR per job: executions are counted, indices are not
-            distinct = None
         assert t_first is not None
+        if v.equal_of:
+            # the single-INCR body records no indices: the counter alone tells duplicates
+            # (beyond n) once the queue was drained, never which job ran twice
+            distinct = min(final, n) if not (partial or stalled) else final
+        else:
+            distinct = int(self.client.scard(SEEN_KEY))
         out: dict[str, Any] = {
             "n": n,
             "done": done,
@@ -588,14 +616,14 @@ class Bench:
             "done_final": final,
             "distinct": distinct,
             # Counted executions beyond the distinct jobs: valid for a partial drain too.
-            "duplicates": None if distinct is None else final - distinct,
+            "duplicates": final - distinct,
             # Jobs not run: known once the queue was drained, or when the drain stalled (no job
             # finished for STALL_S s although some had not run); unknown after a budget cut.
-            "lost": None if partial else n - (final if distinct is None else distinct),
-            # the worker processes' CPU time (user + system, the whole tree) per job finished
-            # between the first job and the end: start-up is left out
-            "cpu_us_per_job": (
-                1e6 * (cpu_end - cpu_first) / (d_end - d_first) if d_end > d_first else None
+            "lost": None if partial else n - distinct,
+            "cpu_s": cpu_end,
+            "cpu_us_per_job": 1e6 * cpu_end / max(done_cpu, 1),
+            "cpu_us_per_job_steady": (
+                1e6 * (cpu_end - cpu_first) / (done_cpu - d_first) if done_cpu > d_first else None
             ),
         }
         out["worker_tracebacks"] = workers.tracebacks()
@@ -643,13 +671,13 @@ class Bench:
             filled,
             v.noop,
             f"r{rnd}-{v.name}-noop",
-            memory="memory" in self.settings.scenarios,
+            memory="memory" in self.settings.scenarios and not v.equal_of,
             budget=self.budget("drain"),
         )
 
     def step_io(self, v: Variant, rnd: int) -> dict[str, Any]:
         s = self.settings
-        if v.io.total != IO_CONCURRENCY and not v.family:
+        if v.io.total != IO_CONCURRENCY and not v.equal_of:
             raise StepError(f"io shape {v.io.describe()} is not {IO_CONCURRENCY} slots")
         self.flush()
         filled = int(self._producer(v, "fill", "io", v.io, "io", s.io_jobs, 0.0)["n"])
@@ -727,12 +755,27 @@ class Bench:
             f"io_body_{p}x{t}_per_s": self.io_body_ceiling(p, t, self.settings.io_jobs)
             for p, t in IO_CEILING_SHAPES
         }
+        # the equal-terms bodies: one INCR; and the io body on plain threads
+        incr = {
+            f"incr_body_{p}p_per_s": self._forked_rates(
+                p, _incr_body_loop, (secs,), timeout=secs + 30
+            )
+            for p in EQUAL_PROCESSES
+        }
+        io_threads = {
+            f"io_thread_body_{p}x{t}_per_s": self._forked_rates(
+                p, _io_thread_loop, (t, self.settings.io_jobs // p), timeout=120
+            )
+            for p, t in IO_THREAD_CEILING_SHAPES
+        }
         return {
             "round_trips_per_s": 2 * pairs / dt_rt,
             "lpush_lmove_pairs_per_s": pairs / dt_rt,
             "pipelined_ops_per_s": ops / dt_pl,
             **{f"noop_body_{p}p_per_s": rate for p, rate in bodies.items()},
             **io,
+            **incr,
+            **io_threads,
             "hiredis": bool(HIREDIS_AVAILABLE),
             "seconds_each": secs,
         }
@@ -795,14 +838,14 @@ class Bench:
             log(f"  {v.name:15s} skipped: {err[:200]}")
             return
         filled: int | None = None
-        if "noop" in sc:
+        if "noop" in sc and not v.equal_of:
             if v.bulk:
                 self.record(rnd, v.name, "noop_bulk", lambda: self.step_bulk(v))
             self.record(rnd, v.name, "noop_enqueue", lambda: self.step_enqueue(v))
             last = self.runs[-1]
             if last["ok"]:
                 filled = int(last["data"]["n"])
-        if "noop" in sc or "memory" in sc:
+        if "noop" in sc or ("memory" in sc and not v.equal_of):
             self.record(rnd, v.name, "noop_drain", lambda: self.step_noop_drain(v, rnd, filled))
         if "io" in sc:
             self.record(rnd, v.name, "io", lambda: self.step_io(v, rnd))
@@ -812,11 +855,11 @@ class Bench:
 
 def planned_steps(v: Variant, sc: tuple[str, ...]) -> list[str]:
     steps = []
-    if "noop" in sc:
+    if "noop" in sc and not v.equal_of:
         if v.bulk:
             steps.append("noop_bulk")
         steps.append("noop_enqueue")
-    if "noop" in sc or "memory" in sc:
+    if "noop" in sc or ("memory" in sc and not v.equal_of):
         steps.append("noop_drain")
     if "io" in sc:
         steps.append("io")
@@ -839,6 +882,8 @@ def brief(step: str, d: dict[str, Any]) -> str:
             extra = f", peak RSS {d['memory']['peak_rss_total_mb']:.0f} MB"
         if step == "io":
             extra += f", {d['pct_ideal']:.0f}% of ideal"
+        if d.get("cpu_us_per_job"):
+            extra += f", {d['cpu_us_per_job']:.0f} us CPU/job"
         lost = "?" if d["lost"] is None else d["lost"]
         return (
             f"{d['done']}/{d['n']} in {d['seconds']:.1f}s = {d['rate']:.0f} jobs/s (steady "
@@ -908,10 +953,11 @@ METRICS: dict[str, list[tuple[str, str]]] = {
         ("done", "done"),
         ("duplicates", "duplicates"),
         ("lost", "lost"),
-        ("cpu_us_per_job", "cpu_us_per_job"),
         ("peak_rss_total_mb", "memory.peak_rss_total_mb"),
         ("peak_rss_largest_process_mb", "memory.peak_rss_largest_process_mb"),
         ("max_processes", "memory.max_processes"),
+        ("cpu_us_per_job", "cpu_us_per_job"),
+        ("cpu_us_per_job_steady", "cpu_us_per_job_steady"),
     ],
     "io": [
         ("steady_rate", "steady_rate"),
@@ -920,6 +966,7 @@ METRICS: dict[str, list[tuple[str, str]]] = {
         ("done", "done"),
         ("duplicates", "duplicates"),
         ("cpu_us_per_job", "cpu_us_per_job"),
+        ("cpu_us_per_job_steady", "cpu_us_per_job_steady"),
     ],
     "latency": [("p50_ms", "p50_ms"), ("p99_ms", "p99_ms"), ("max_ms", "max_ms"), ("n", "n")],
     "ceiling": [
@@ -927,6 +974,11 @@ METRICS: dict[str, list[tuple[str, str]]] = {
         ("pipelined_ops_per_s", "pipelined_ops_per_s"),
         *((f"noop_body_{p}p_per_s", f"noop_body_{p}p_per_s") for p in BODY_CEILING_PROCESSES),
         *((f"io_body_{p}x{t}_per_s", f"io_body_{p}x{t}_per_s") for p, t in IO_CEILING_SHAPES),
+        *((f"incr_body_{p}p_per_s", f"incr_body_{p}p_per_s") for p in EQUAL_PROCESSES),
+        *(
+            (f"io_thread_body_{p}x{t}_per_s", f"io_thread_body_{p}x{t}_per_s")
+            for p, t in IO_THREAD_CEILING_SHAPES
+        ),
     ],
 }
 
@@ -1011,7 +1063,9 @@ def render_markdown(result: dict[str, Any]) -> str:
     meta = result["meta"]
     s = result["settings"]
     summ = result["summary"]
-    variants: list[dict[str, Any]] = result["variants"]
+    every: list[dict[str, Any]] = result["variants"]
+    variants = [v for v in every if not v.get("equal_of")]
+    equal = [v for v in every if v.get("equal_of")]
     names = [v["name"] for v in variants]
     lines: list[str] = []
     add = lines.append
@@ -1071,7 +1125,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         add("")
 
     sc = s["scenarios"]
-    if "noop" in sc:
+    if "noop" in sc and variants:
         table(
             "noop",
             "Enqueue: jobs/s from one producer, one call per job. Bulk: the library's own bulk "
@@ -1080,11 +1134,7 @@ def render_markdown(result: dict[str, Any]) -> str:
             "reached it (steady: from the first finished job on). Duplicates: executions "
             "counted beyond the distinct job indices; lost: jobs not run by the end (full or "
             f"stalled drains). `!k`: in k rounds the drain stalled (no job finished for "
-            f"{STALL_S:g} s while some had not run). CPU µs/job: the worker processes' CPU time "
-            "(user + system, the whole process tree) from the first finished job to the last, "
-            "per job. Rows `<system>@<P>p` are on equal terms: P worker processes for every "
-            "system, its plain-function jobs where it has them, a body of one INCR (so no "
-            "duplicate count).",
+            f"{STALL_S:g} s while some had not run).",
             [
                 "system",
                 "enqueue jobs/s",
@@ -1113,16 +1163,13 @@ def render_markdown(result: dict[str, Any]) -> str:
                 for n in names
             ],
         )
-    if "io" in sc:
+    if "io" in sc and variants:
         table(
             "io",
             f"{s['io_jobs']:,} jobs that sleep 10 ms, {IO_CONCURRENCY} slots for every system "
             f"(ideal {IO_CONCURRENCY / IO_SLEEP_S:,.0f} jobs/s). Queue pre-filled, workers "
             "started; jobs/s from the first finished job on (`incl. start-up` counts from the "
-            "start command). In the equal-terms rows (`@<P>p`) a system that runs one job per "
-            "process has P slots, and its ideal is P / 10 ms. CPU µs/job: the worker processes' "
-            "CPU time (user + system, the whole process tree) from the first finished job to "
-            "the last, per job.",
+            "start command).",
             [
                 "system",
                 "processes x slots",
@@ -1145,7 +1192,7 @@ def render_markdown(result: dict[str, Any]) -> str:
                 for v in variants
             ],
         )
-    if "latency" in sc:
+    if "latency" in sc and variants:
         table(
             "latency",
             f"Idle, warmed-up workers. Jobs are sent one at a time: the next only once the "
@@ -1164,7 +1211,51 @@ def render_markdown(result: dict[str, Any]) -> str:
                 for n in names
             ],
         )
-    if "memory" in sc:
+    for procs in sorted({v["processes"] for v in equal}):
+        rows = [v for v in equal if v["processes"] == procs]
+        table(
+            f"equal terms, {procs} worker processes",
+            f"Every system with the same {procs} worker processes (the setups table gives each "
+            "row's command), its sync jobs where it has them, and a body of one `INCR` on a "
+            "module-level redis-py client. Drain: jobs / time from the worker command's start "
+            "(steady: from the first finished job). io: 10 ms sleep then the `INCR`, the "
+            "processes' slots as shown (ideal = slots / 10 ms). Latency as in its own table. "
+            "CPU µs/job: user + system time of the worker command's whole process tree "
+            "(psutil) over the jobs it finished, start-up included; steady: from the first "
+            "finished job on.",
+            [
+                "system",
+                "processes x slots",
+                "drain jobs/s",
+                "steady jobs/s",
+                "CPU µs/job",
+                "steady CPU µs/job",
+                "io slots",
+                "io jobs/s",
+                "io % of ideal",
+                "io CPU µs/job",
+                "p50 ms",
+                "p99 ms",
+            ],
+            [
+                [
+                    v["name"],
+                    v["noop_shape"],
+                    cell(summ, v["name"], "noop_drain", "rate", "rate"),
+                    cell(summ, v["name"], "noop_drain", "steady_rate", "rate"),
+                    cell(summ, v["name"], "noop_drain", "cpu_us_per_job", "int", mark=False),
+                    cell(summ, v["name"], "noop_drain", "cpu_us_per_job_steady", "int", mark=False),
+                    str(v["io_slots"]),
+                    cell(summ, v["name"], "io", "steady_rate", "rate"),
+                    cell(summ, v["name"], "io", "pct_ideal", "pct"),
+                    cell(summ, v["name"], "io", "cpu_us_per_job", "int", mark=False),
+                    cell(summ, v["name"], "latency", "p50_ms", "ms"),
+                    cell(summ, v["name"], "latency", "p99_ms", "ms"),
+                ]
+                for v in rows
+            ],
+        )
+    if "memory" in sc and variants:
         table(
             "memory",
             "Peak RSS of the worker processes during the noop drain (psutil, sampled every "
@@ -1216,6 +1307,21 @@ def render_markdown(result: dict[str, Any]) -> str:
                     ]
                     for p, t in IO_CEILING_SHAPES
                 ),
+                *(
+                    [
+                        f"single-INCR body alone, {p} processes (calls/s; equal-terms noop)",
+                        cell(summ, "valkey", "ceiling", f"incr_body_{p}p_per_s", "rate"),
+                    ]
+                    for p in EQUAL_PROCESSES
+                ),
+                *(
+                    [
+                        f"single-INCR io body alone, plain threads, {p} x {t} (jobs/s; "
+                        f"ideal {p * t / IO_SLEEP_S:,.0f})",
+                        cell(summ, "valkey", "ceiling", f"io_thread_body_{p}x{t}_per_s", "rate"),
+                    ]
+                    for p, t in IO_THREAD_CEILING_SHAPES
+                ),
             ],
         )
     table(
@@ -1224,7 +1330,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         ["system", "noop/latency: processes x slots", "io", "workers", "bulk API"],
         [
             [v["name"], v["noop_shape"], v["io_shape"], v["setup"], v["bulk"] or "none"]
-            for v in variants
+            for v in every
         ],
     )
     failures = [
@@ -1268,15 +1374,6 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", default=None, help="comma-separated systems or rows, e.g. steep,rq")
     ap.add_argument("--scenarios", default=",".join(ALL_SCENARIOS))
-    ap.add_argument(
-        "--equal",
-        default="",
-        help="also run equal-terms rows: every system on these worker process counts, "
-        "e.g. 2,4 (one and two per core on 2 cores), sync jobs, one INCR per job",
-    )
-    ap.add_argument(
-        "--equal-only", action="store_true", help="run the equal-terms rows only (with --equal)"
-    )
     ap.add_argument("--out", default=str(BENCH_DIR / "results"))
     ap.add_argument("--bulk-batch", type=int, default=1000)
     ap.add_argument(
@@ -1296,6 +1393,14 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--step-timeout", type=float, default=240.0, help="s per producer step")
     ap.add_argument("--poll-ms", type=float, default=2.0, help="counter polling interval")
     ap.add_argument("--ceiling-seconds", type=float, default=2.0)
+    ap.add_argument(
+        "--equal-processes",
+        default=",".join(map(str, EQUAL_PROCESSES)),
+        help="worker process counts of the equal-terms rows ('' for none; default 2,4)",
+    )
+    ap.add_argument(
+        "--equal-only", action="store_true", help="run the equal-terms rows only (and ceiling)"
+    )
     ap.add_argument("--keep-logs", action="store_true", help="keep worker logs (path printed)")
     return ap.parse_args()
 
@@ -1324,11 +1429,10 @@ def main() -> int:
         budget_latency=args.budget_latency,
         no_budget=args.no_budget,
     )
-    variants = select_variants(load_variants(), args.only)
-    if args.equal:
-        counts = [int(x) for x in args.equal.split(",") if x.strip()]
-        equal = equal_variants(variants, counts)
-        variants = equal if args.equal_only else [*variants, *equal]
+    equal = tuple(int(x) for x in args.equal_processes.split(",") if x.strip())
+    variants = with_equal_rows(select_variants(load_variants(), args.only), equal)
+    if args.equal_only:
+        variants = [v for v in variants if v.equal_of]
     run_variants = variants if set(scenarios) - {"ceiling"} else []
     envs = sorted({v.env for v in run_variants})
     log(f"environments: {', '.join(envs) or '(none)'}")
@@ -1435,6 +1539,9 @@ def build_result(
                 "reason": v.reason,
                 "bulk": v.bulk,
                 "async_jobs": v.async_jobs,
+                "equal_of": v.equal_of,
+                "processes": v.noop.processes,
+                "io_slots": v.io.total,
             }
             for v in variants
         ],

@@ -10,6 +10,7 @@ from systems.base import Shape, Variant, WorkerCtx
 VARIANTS = (
     Variant(
         name="arq",
+        equal_slots=10,
         adapter="arq",
         env="arq",
         dists=("arq", "redis", "hiredis"),

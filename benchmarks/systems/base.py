@@ -18,7 +18,7 @@ This module only uses the standard library.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -65,15 +65,42 @@ class Variant:
     bulk: str | None = None  # the real bulk-enqueue API, or None
     async_jobs: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
-    # an equal-terms row (harness --equal) is another setup of the variant named `family`,
-    # with the same processes for every system and `body` "incr" (one INCR per job)
-    family: str = ""
-    body: str = "pair"
+    # Equal-terms rows (every system the same number of worker processes, a single-INCR body):
+    # the job slots per process this library gets there (1: its processes run one job each),
+    # None when it has no such row.
+    equal_slots: int | None = None
+    # set on the derived equal-terms rows: the row they derive from, and the process count
+    equal_of: str | None = None
 
     @property
-    def setup_name(self) -> str:
-        """The variant whose setup the adapter builds (itself, or its family)."""
-        return self.family or self.name
+    def row(self) -> str:
+        """The row whose setup this one follows (itself, unless an equal-terms row)."""
+        return self.equal_of or self.name
+
+
+# io slots in all, per equal-terms row, spread over its processes (rounded up).
+EQUAL_IO_SLOTS = 50
+
+
+def equal_terms(v: Variant, processes: int) -> Variant:
+    """The equal-terms row of ``v`` with ``processes`` worker processes.
+
+    noop and latency run ``processes x equal_slots``; io spreads 50 slots over the processes
+    (rounded up) where the library has slots per process, else one job per process.
+    """
+    assert v.equal_slots is not None
+    slots = v.equal_slots
+    io_slots = 1 if slots == 1 else -(-EQUAL_IO_SLOTS // processes)
+    note = "processes, one job each" if slots == 1 else "processes x slots"
+    return replace(
+        v,
+        name=f"{v.name}-p{processes}",
+        noop=Shape(processes, slots, note),
+        io=Shape(processes, io_slots, note),
+        bulk=None,
+        equal_slots=None,
+        equal_of=v.name,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ _COMMON = (
 VARIANTS = (
     Variant(
         name="celery-prefork",
+        equal_slots=1,
         adapter="celery",
         env="celery",
         dists=_DISTS,
@@ -30,12 +31,13 @@ VARIANTS = (
     ),
     Variant(
         name="celery-threads",
+        equal_slots=10,
         adapter="celery",
         env="celery",
         dists=_DISTS,
         noop=Shape(2, 10, "two worker nodes x 10 threads"),
         io=Shape(2, 25, "two worker nodes x 25 threads"),
-        setup=f"2 x celery worker -P threads -c T -n tN@bench {_COMMON}",
+        setup=f"P x celery worker -P threads -c T -n tN@bench {_COMMON}",
         reason=(
             "The threads pool shares one GIL per node, so one node per core (2) uses both "
             "cores; threads are the pool Celery documents for I/O-bound work."
@@ -58,7 +60,7 @@ def worker_commands(ctx: WorkerCtx) -> list[list[str]]:
         "--without-mingle",
         "--without-heartbeat",
     ]
-    if ctx.variant.name == "celery-prefork":
+    if ctx.variant.row == "celery-prefork":
         return [[*base, "-P", "prefork", "-c", str(ctx.shape.total), "-n", "prefork@bench"]]
     return [
         [*base, "-P", "threads", "-c", str(ctx.shape.slots), "-n", f"t{k}@bench"]

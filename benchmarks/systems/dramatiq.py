@@ -10,6 +10,7 @@ from systems.base import QUEUE, Shape, Variant, WorkerCtx
 VARIANTS = (
     Variant(
         name="dramatiq",
+        equal_slots=10,
         adapter="dramatiq",
         env="dramatiq",
         dists=("dramatiq", "redis", "hiredis"),

@@ -12,6 +12,7 @@ _DISTS = ("huey", "redis", "hiredis")
 VARIANTS = (
     Variant(
         name="huey-process",
+        equal_slots=1,
         adapter="huey",
         env="huey",
         dists=_DISTS,
@@ -26,12 +27,13 @@ VARIANTS = (
     ),
     Variant(
         name="huey-thread",
+        equal_slots=10,
         adapter="huey",
         env="huey",
         dists=_DISTS,
         noop=Shape(2, 10, "two consumers x 10 thread workers"),
         io=Shape(2, 25, "two consumers x 25 thread workers"),
-        setup="2 x huey_consumer systems.huey_tasks.huey -k thread -w T -q -n -C",
+        setup="P x huey_consumer systems.huey_tasks.huey -k thread -w T -q -n -C",
         reason=(
             "Threads are Huey's recommended worker type for I/O-bound tasks; one consumer "
             "per core so both cores are used despite the GIL (no periodic tasks, so two "
@@ -43,7 +45,7 @@ VARIANTS = (
 
 def worker_commands(ctx: WorkerCtx) -> list[list[str]]:
     base = [ctx.bin("huey_consumer"), "systems.huey_tasks.huey", "-q", "-n", "-C"]
-    if ctx.variant.name == "huey-process":
+    if ctx.variant.row == "huey-process":
         return [[*base, "-k", "process", "-w", str(ctx.shape.total)]]
     return [[*base, "-k", "thread", "-w", str(ctx.shape.slots)] for _ in range(ctx.shape.processes)]
 

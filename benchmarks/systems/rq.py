@@ -29,6 +29,7 @@ VARIANTS = (
     ),
     Variant(
         name="rq-simple",
+        equal_slots=1,
         adapter="rq",
         env="rq",
         dists=_DISTS,
@@ -51,7 +52,7 @@ def worker_commands(ctx: WorkerCtx) -> list[list[str]]:
             "--url",
             ctx.redis_url,
             "--worker-class",
-            _CLASSES[ctx.variant.name],
+            _CLASSES[ctx.variant.row],
             "--num-workers",
             str(ctx.shape.processes),
             "--logging-level",

@@ -10,6 +10,7 @@ from systems.base import Shape, Variant, WorkerCtx
 VARIANTS = (
     Variant(
         name="saq",
+        equal_slots=10,
         adapter="saq",
         env="saq",
         dists=("saq", "redis", "hiredis"),

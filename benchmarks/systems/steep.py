@@ -30,6 +30,7 @@ VARIANTS = (
     ),
     Variant(
         name="steep-sync",
+        equal_slots=10,
         adapter="steep",
         env="steep",
         dists=_DISTS,

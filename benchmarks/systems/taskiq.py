@@ -16,6 +16,7 @@ _REASON = (
 VARIANTS = (
     Variant(
         name="taskiq-list",
+        equal_slots=10,
         adapter="taskiq",
         env="taskiq",
         dists=_DISTS,
