@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from steep import middleware
-from steep.features.batches.delivery import member_envelope
+from steep.features.batches.delivery import member_envelope, next_step
 from steep.features.batches.ids import derived_id
 from steep.features.batches.records import BatchError, BatchStatus
 from steep.features.batches.workflow import Signature
@@ -192,20 +192,10 @@ class LocalBatches:
         return record
 
     def _next_step(self, env: Envelope, record: _Record, value: Any, rest: list[Any]) -> bool:
-        step = Signature.from_dict(rest[0])
-        meta: dict[str, Any] = {"batch": record.id}
-        if len(rest) > 1:
-            meta["chain"] = rest[1:]
-        if "batch_i" in env.meta:
-            meta["batch_i"] = env.meta["batch_i"] + 1
-        try:
-            nxt = member_envelope(step.with_first(value), derived_id(env.id, "next"), meta)
-            encode_envelope(nxt)
-        except (TypeError, ValueError) as exc:
-            log.error("chain %s stopped after job %s: %s", record.id, env.id, exc)
-            return False
-        self.add(record.id, [nxt])
-        return True
+        nxt = next_step(env, record.id, value, rest)
+        if nxt is not None:
+            self.add(record.id, [nxt])
+        return nxt is not None
 
     def _record(self, record: _Record, member: str, outcome: str) -> None:
         current = record.members.get(member)

@@ -35,6 +35,24 @@ def member_envelope(sig: Signature, job_id: str, meta: dict[str, Any]) -> Envelo
     return envelope
 
 
+def next_step(env: Envelope, batch_id: str, value: Any, rest: list[Any]) -> Envelope | None:
+    """The envelope of a chain's next step after `env` returned `value` (its id fixed by this
+    step's, so a step that runs again makes the same one); None, logged, if it cannot be made."""
+    step = Signature.from_dict(rest[0])
+    meta: dict[str, Any] = {"batch": batch_id}
+    if len(rest) > 1:
+        meta["chain"] = rest[1:]
+    if "batch_i" in env.meta:
+        meta["batch_i"] = env.meta["batch_i"] + 1
+    try:
+        nxt = member_envelope(step.with_first(value), derived_id(env.id, "next"), meta)
+        encode_envelope(nxt)
+    except (TypeError, ValueError) as exc:
+        log.error("chain %s stopped after job %s: %s", batch_id, env.id, exc)
+        return None
+    return nxt
+
+
 def push(client: redis.Redis, envelopes: list[Envelope]) -> None:
     """Enqueue envelopes (ids fixed in advance: enqueue.lua never adds an id twice)."""
     from steep import client as steep_client

@@ -18,10 +18,8 @@ import msgspec
 
 from steep import hooks
 from steep.connection import get_client, get_keys
-from steep.features.batches.delivery import deliver, member_envelope, push
-from steep.features.batches.ids import derived_id
+from steep.features.batches.delivery import deliver, next_step, push
 from steep.features.batches.records import add_members, record, unfinished
-from steep.features.batches.workflow import Signature
 from steep.job import Envelope, encode
 
 if TYPE_CHECKING:
@@ -108,19 +106,8 @@ def settle_member(outcome: Outcome) -> None:
 def _next_step(client: Any, env: Envelope, batch_id: str, value: Any, rest: list[Any]) -> bool:
     """Add and enqueue the chain's next step (its id is fixed by this step's id, so a
     step that runs again does not start the next one twice). False if impossible."""
-    step = Signature.from_dict(rest[0])
-    meta: dict[str, Any] = {"batch": batch_id}
-    if len(rest) > 1:
-        meta["chain"] = rest[1:]
-    if "batch_i" in env.meta:
-        meta["batch_i"] = env.meta["batch_i"] + 1
-    try:
-        nxt = member_envelope(step.with_first(value), derived_id(env.id, "next"), meta)
-        from steep.job import encode_envelope
-
-        encode_envelope(nxt)
-    except (TypeError, ValueError) as exc:
-        log.error("chain %s stopped after job %s: %s", batch_id, env.id, exc)
+    nxt = next_step(env, batch_id, value, rest)
+    if nxt is None:
         return False
     if not add_members(client, batch_id, [nxt.id]):
         # this step ran before and added the next one: enqueue it again only if it has
