@@ -30,20 +30,28 @@ RECORD = ROOT / "docs" / "benchmarks.md"
 # record fails (a hot path made several times slower, not noise).
 FLOOR = 0.25
 
-JOBS = """
+# one module per drain: a worker that imports only plain functions runs them on its slot
+# threads, as an application with only `def` jobs would
+_HEAD = """
 import redis, os
 from steep import job
 
 _r = redis.Redis.from_url(os.environ["STEEP_REDIS_URL"])
-
+"""
+JOBS = {
+    "smoke_jobs": _HEAD
+    + """
 @job(queue="smoke")
 async def noop(i: int) -> None:
     _r.incr("smoke:done")
-
+""",
+    "smoke_sync_jobs": _HEAD
+    + """
 @job(queue="smoke-sync")
 def noop_sync(i: int) -> None:
     _r.incr("smoke:sync:done")
-"""
+""",
+}
 
 
 def recorded() -> dict[str, float]:
@@ -65,9 +73,11 @@ def measure(n: int, workdir: Path) -> dict[str, float]:
     try:
         configure(redis_url=url)
         connection.reset_clients()
-        (workdir / "smoke_jobs.py").write_text(JOBS)
+        for module, source in JOBS.items():
+            (workdir / f"{module}.py").write_text(source)
         sys.path.insert(0, str(workdir))
         import smoke_jobs  # type: ignore[import-not-found]
+        import smoke_sync_jobs  # type: ignore[import-not-found]
 
         r = connection.get_client()
         r.flushall()
@@ -86,20 +96,23 @@ def measure(n: int, workdir: Path) -> dict[str, float]:
             bulk = max(bulk, (n - n // 2) / (time.perf_counter() - started))
         smoke_jobs.noop.enqueue_many([(i,) for i in range(n // 2, n)])  # the drain's other half
 
+        sync_job = smoke_sync_jobs.noop_sync
         for first in range(0, n, 1000):
-            smoke_jobs.noop_sync.enqueue_many([(i,) for i in range(first, min(first + 1000, n))])
-        drain = _drain(workdir, url, r, "smoke", "smoke:done", n)
-        drain_sync = _drain(workdir, url, r, "smoke-sync", "smoke:sync:done", n)
+            sync_job.enqueue_many([(i,) for i in range(first, min(first + 1000, n))])
+        drain = _drain(workdir, url, r, "smoke_jobs", "smoke", "smoke:done", n)
+        drain_sync = _drain(workdir, url, r, "smoke_sync_jobs", "smoke-sync", "smoke:sync:done", n)
         return {"enqueue": single, "bulk": bulk, "drain": drain, "drain_sync": drain_sync}
     finally:
         server.stop_server(settings)
 
 
-def _drain(workdir: Path, url: str, r: Any, queue: str, counter: str, n: int) -> float:
-    """Jobs/s of one `steep worker -p 2 -c 10` on `queue`, from its start command until
-    `counter` reaches n."""
+def _drain(
+    workdir: Path, url: str, r: Any, module: str, queue: str, counter: str, n: int
+) -> float:
+    """Jobs/s of one `steep worker <module> -p 2 -c 10` on `queue`, from its start command
+    until `counter` reaches n."""
     env = {**os.environ, "PYTHONPATH": str(workdir), "STEEP_REDIS_URL": url}
-    cmd = [sys.executable, "-m", "steep", "--log-level", "warning", "worker", "smoke_jobs"]
+    cmd = [sys.executable, "-m", "steep", "--log-level", "warning", "worker", module]
     worker = subprocess.Popen([*cmd, "-q", queue, "-p", "2", "-c", "10"], env=env)
     try:
         started = time.perf_counter()

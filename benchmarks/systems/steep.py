@@ -8,7 +8,7 @@ from typing import Any
 from systems.base import QUEUE, Shape, Variant, WorkerCtx
 
 _DISTS = ("steep", "redis", "hiredis", "msgspec")
-_SETUP = "steep --log-level warning worker systems.steep_tasks -q bench -p P -c C"
+_SETUP = "steep --log-level warning worker MODULE -q bench -p P -c C"
 
 VARIANTS = (
     Variant(
@@ -18,7 +18,7 @@ VARIANTS = (
         dists=_DISTS,
         noop=Shape(4, 10, "processes x concurrent jobs (event loop)"),
         io=Shape(5, 10, "processes x concurrent jobs (event loop)"),
-        setup=f"{_SETUP} (async def jobs)",
+        setup=_SETUP.replace("MODULE", "systems.steep_async_tasks") + " (async def jobs)",
         reason=(
             "About two processes per core, as docs/workers.md advises for jobs that block: the "
             "body waits on a round trip with a blocking client, which holds the event loop (as "
@@ -36,7 +36,8 @@ VARIANTS = (
         dists=_DISTS,
         noop=Shape(4, 10, "processes x threads"),
         io=Shape(5, 10, "processes x threads"),
-        setup=f"{_SETUP} (plain def jobs, run in threads)",
+        setup=_SETUP.replace("MODULE", "systems.steep_tasks")
+        + " (plain def jobs, a thread per slot)",
         reason=(
             "About two processes per core, as docs/workers.md advises for jobs that block: the "
             "body's round trips overlap across processes instead of queueing for one GIL; io "
@@ -54,7 +55,7 @@ def worker_commands(ctx: WorkerCtx) -> list[list[str]]:
             "--log-level",
             "warning",
             "worker",
-            "systems.steep_tasks",
+            "systems.steep_async_tasks" if ctx.variant.async_jobs else "systems.steep_tasks",
             "-q",
             QUEUE,
             "-p",
@@ -71,12 +72,13 @@ class _Producer:
     is_async = False
 
     def __init__(self, variant: Variant) -> None:
-        from systems import steep_tasks
+        if variant.async_jobs:
+            from systems import steep_async_tasks as tasks
+        else:
+            from systems import steep_tasks as tasks  # type: ignore[no-redef]
 
         suffix = "async" if variant.async_jobs else "sync"
-        self.jobs = {
-            kind: getattr(steep_tasks, f"{kind}_{suffix}") for kind in ("noop", "io", "lat")
-        }
+        self.jobs = {kind: getattr(tasks, f"{kind}_{suffix}") for kind in ("noop", "io", "lat")}
 
     def enqueue(self, kind: str, i: int) -> None:
         self.jobs[kind].enqueue(i)

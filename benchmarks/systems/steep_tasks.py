@@ -1,4 +1,8 @@
-"""steep jobs, sync and async flavours (server from STEEP_REDIS_URL, set by the harness)."""
+"""steep's plain-function jobs (server from STEEP_REDIS_URL, set by the harness).
+
+The async flavours live in steep_async_tasks.py: a worker that imports only plain
+functions runs them on its slot threads, as an application with only `def` jobs would.
+"""
 
 from __future__ import annotations
 
@@ -12,25 +16,10 @@ def noop_sync(i: int) -> None:
 
 
 @job(queue="bench")
-async def noop_async(i: int) -> None:
-    bodies.noop(i)
-
-
-@job(queue="bench")
 def io_sync(i: int) -> None:
     bodies.io_sync(i)
 
 
 @job(queue="bench")
-async def io_async(i: int) -> None:
-    await bodies.io_async(i)
-
-
-@job(queue="bench")
 def lat_sync(i: int) -> None:
-    bodies.lat(i)
-
-
-@job(queue="bench")
-async def lat_async(i: int) -> None:
     bodies.lat(i)

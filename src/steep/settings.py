@@ -64,6 +64,11 @@ class Settings:
     # has imported the application already: fast start, shared memory) or "spawn" (a new
     # interpreter that imports everything again)
     worker_start: str = "fork"
+    # how a worker process runs plain-function jobs: "auto" (a thread per slot that claims,
+    # runs and acknowledges on its own connection, when every registered job is a plain
+    # function), "threads" (always so; async jobs then hold a slot's thread) or "loop"
+    # (every job is started by the event loop; plain functions in a thread pool)
+    worker_mode: str = "auto"
     heartbeat_interval: float = 2.0
     heartbeat_timeout: float = 10.0
     shutdown_timeout: float = 25.0

@@ -38,7 +38,7 @@ def cancel_job(worker: WorkerProcess, job_id: str) -> None:
     log.warning("cancelling job %s %s at an operator's request", job_id, r.name)
     worker._cancelled[job_id] = False
     r.state.cancelled = True  # what ctx.cancelled / check_cancelled() read
-    if r.call is None:
+    if r.call is None and r.task is not None:
         r.task.cancel()
     else:
         # a thread job that checks the flag stops by itself; others get the exception
@@ -47,7 +47,11 @@ def cancel_job(worker: WorkerProcess, job_id: str) -> None:
 
 def _inject_cancel(worker: WorkerProcess, job_id: str) -> None:
     r = worker.running.get(job_id)
-    if r is None or worker._cancelled.get(job_id, True) or r.call is None:
+    if r is None or worker._cancelled.get(job_id, True):
+        return
+    if r.call is None:
+        if r.task is not None:  # a slot handed it to the event loop meanwhile
+            r.task.cancel()
         return
     if r.call.interrupt(Cancelled):
         worker.loop.call_later(THREAD_STOP_GRACE, _cancel_overdue, worker, job_id)
@@ -68,7 +72,10 @@ def _cancel_overdue(worker: WorkerProcess, job_id: str) -> None:
         return
     # the thread ignores the exception (stuck in C code): settle the job now and
     # recycle the process around the thread, which cannot be killed
-    worker.running.pop(job_id)
+    if r.slot is not None and not r.slot.settle_early(job_id):
+        return  # its slot thread settled it a moment ago
+    if worker.running.pop(job_id, None) is None:
+        return
     worker._cancelled[job_id] = True
     settle_cancelled(worker, r)
     worker.request_recycle(f"cancelled job {job_id} did not stop")

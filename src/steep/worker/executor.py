@@ -95,11 +95,30 @@ class Running:
     job_id: str
     payload: bytes
     started: float
-    task: asyncio.Task[None]
+    task: asyncio.Task[None] | None = None  # the event loop's task that runs it, if any
     name: str = ""
     call: _ThreadCall | None = None  # set while a sync job runs in a thread
+    slot: Any = None  # the slot thread (worker/slots.py) that runs it, if any
     # flags the worker raises for the job (cancel, stop) and its progress reports
     state: RunState = field(default_factory=RunState)
+
+
+def log_started(ctx: JobContext) -> None:
+    if log.isEnabledFor(logging.INFO):
+        log.info(
+            "job %s %s on %s started (attempt %d)",
+            ctx.id,
+            ctx.name,
+            ctx.queue,
+            ctx.attempt,
+            extra={
+                "job_id": ctx.id,
+                "job": ctx.name,
+                "queue": ctx.queue,
+                "attempt": ctx.attempt,
+                "event": "started",
+            },
+        )
 
 
 class Executor:
@@ -154,21 +173,7 @@ class Executor:
             outcome.hooks = hooks.hooks_for(envelope, function)
             if outcome.hooks and await self._before_run(outcome, ctx):
                 return outcome
-        if log.isEnabledFor(logging.INFO):
-            log.info(
-                "job %s %s on %s started (attempt %d)",
-                job_id,
-                envelope.name,
-                queue,
-                ctx.attempt,
-                extra={
-                    "job_id": job_id,
-                    "job": envelope.name,
-                    "queue": queue,
-                    "attempt": ctx.attempt,
-                    "event": "started",
-                },
-            )
+        log_started(ctx)
         try:
             if function.is_async:
                 outcome.value = await self._run_async(function, args, kwargs, ctx, envelope.timeout)
@@ -185,9 +190,13 @@ class Executor:
             outcome.exc = exc
         outcome.duration = time.perf_counter() - started
         if running.state.cleanups:
-            for cleanup in running.state.cleanups:
-                await cleanup(self.redis)
+            await self.cleanup(running.state)
         return outcome
+
+    async def cleanup(self, state: RunState) -> None:
+        """What the features a run used left for the worker to do when it ends."""
+        for cleanup in state.cleanups or ():
+            await cleanup(self.redis)
 
     async def _before_run(self, outcome: Outcome, ctx: JobContext) -> bool:
         """Ask the hooks; True when one of them decided the job does not run now."""

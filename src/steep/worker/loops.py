@@ -45,6 +45,8 @@ async def schedule_loop(worker: WorkerProcess) -> None:
 async def metrics_loop(worker: WorkerProcess) -> None:
     while not worker._stop.is_set():
         await asyncio.sleep(1.0)
+        if worker.slots is not None:
+            worker.slots.record_metrics()
         try:
             await worker.metrics.flush(worker.redis)
         except RETRYABLE as exc:

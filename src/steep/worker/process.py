@@ -31,10 +31,12 @@ import redis.asyncio
 
 from steep import hooks
 from steep.connection import RETRYABLE, SCRIPTS, close_async_client, make_async_client
-from steep.errors import Cancelled
+from steep.errors import Cancelled, JobTimeout
+from steep.job import decode_envelope
 from steep.keys import Keys
 from steep.lane import AsyncLane
 from steep.lane_cluster import async_lane
+from steep.registry import lookup_local
 from steep.settings import Settings, get_settings
 from steep.worker import control, loops
 from steep.worker.control import CANCEL_GRACE
@@ -44,6 +46,7 @@ from steep.worker.heartbeat import Heartbeat
 from steep.worker.metrics import MetricsRecorder
 from steep.worker.platforms import check_worker_platform
 from steep.worker.settle import Settler
+from steep.worker.slots import Slots, slots_fit
 
 __all__ = [
     # the timings are read where they are used (fetch.py, control.py): patch them there
@@ -136,7 +139,7 @@ class WorkerProcess:
         self.batch_floor = max(1, self.concurrency // 2)
         self.running: dict[str, Running] = {}
         self._side_tasks: set[asyncio.Task[None]] = set()  # bookkeeping beside the jobs
-        self.processed = 0
+        self._processed = 0  # settled on the event loop (the slots count their own)
         self.failed = 0
         self.exit_code = EXIT_OK
         # one extra thread per queue: blocked fetches on several queues can
@@ -147,6 +150,12 @@ class WorkerProcess:
         self.metrics = MetricsRecorder(self.keys)
         # the features' periodic duties (cron's ticks), run by the schedule loop
         self.tickers = hooks.tickers(self.settings, self.keys)
+        self.slots: Slots | None = None  # slot threads, when its jobs are plain functions
+
+    @property
+    def processed(self) -> int:
+        """Jobs that succeeded in this process."""
+        return self._processed + (self.slots.processed if self.slots is not None else 0)
 
     @property
     def _quiet(self) -> bool:
@@ -166,6 +175,7 @@ class WorkerProcess:
             if not self._hard.is_set():
                 log.warning("second stop request: returning running jobs to their queues now")
                 self._hard.set()
+                self._wake.set()
             return
         log.info(
             "stopping (%s): no new jobs; waiting up to %.0f s for %d running",
@@ -226,15 +236,20 @@ class WorkerProcess:
         self.settler.on_first_ack = self.on_worked
         self.executor.redis = self.redis
         self.fetcher = Fetcher(self)
+        why_not = slots_fit(self)
+        if not why_not:
+            self.slots = Slots(self)
+            self.slots.start()
         self._install_signal_handlers()
         self.heartbeat = Heartbeat(self)
         self.heartbeat.start()
         log.info(
-            "worker %s started: queues %s, concurrency %d%s",
+            "worker %s started: queues %s, concurrency %d%s, %s",
             self.worker_id,
             ",".join(q.name for q in self.queues),
             self.concurrency,
             " (burst)" if self.burst else "",
+            f"jobs on the event loop ({why_not})" if why_not else "a thread per slot",
         )
         fetcher = asyncio.create_task(self.fetcher.run(), name="steep-fetch")
         if self.on_ready is not None:
@@ -257,11 +272,16 @@ class WorkerProcess:
             metrics.cancel()
             await self.settler.close()
             await asyncio.gather(acker, scheduler, metrics, return_exceptions=True)
+            if self.slots is not None:
+                self.slots.abandon()  # from here on no slot writes anything
+                self.slots.record_metrics()
             with contextlib.suppress(*RETRYABLE):
                 await self.metrics.flush(self.redis)
             await self._return_unfinished()
             self.heartbeat.stop()
             self.executor.shutdown()
+            if self.slots is not None:
+                self.slots.shutdown()
             await self.lane.aclose()
             await self.fetcher.aclose()
             await self.redis.aclose()
@@ -288,21 +308,21 @@ class WorkerProcess:
     async def _shutdown(self, fetcher: asyncio.Task[None]) -> None:
         self._wake.set()
         await fetcher
-        if self.running and not self._hard.is_set():
-            jobs = asyncio.ensure_future(asyncio.wait([r.task for r in self.running.values()]))
-            hard = asyncio.ensure_future(self._hard.wait())
-            await asyncio.wait(
-                [jobs, hard],
-                timeout=self.settings.shutdown_timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            jobs.cancel()
-            hard.cancel()
+        # the jobs end, each waking _wake as it goes (a task when done, a slot as it parks)
+        deadline = self.loop.time() + self.settings.shutdown_timeout
+        while self.running and not self._hard.is_set():
+            left = deadline - self.loop.time()
+            if left <= 0:
+                break
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), left)
         if self.running:
             log.warning("returning %d unfinished jobs to their queues", len(self.running))
-            for r in list(self.running.values()):
-                r.task.cancel()
-            await asyncio.gather(*(r.task for r in self.running.values()), return_exceptions=True)
+            tasks = [r.task for r in list(self.running.values()) if r.task is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _return_unfinished(self) -> None:
         """Everything still in this process's in-flight lists goes back to the front."""
@@ -329,8 +349,17 @@ class WorkerProcess:
             self._side_tasks.add(task)
             task.add_done_callback(self._side_tasks.discard)
             return
+        if self.slots is not None:
+            self.slots.give(qname, job_id, payload)
+            return
         task = self.loop.create_task(self._run_one(qname, job_id, payload))
         self.running[job_id] = Running(qname, job_id, payload, time.time(), task)
+
+    async def _run_delegated(self, qname: str, job_id: str, running: Running) -> None:
+        """A job a slot thread hands over (worker/slots.py): run here, as in loop mode."""
+        running.task = asyncio.current_task()
+        running.call = None
+        await self._run_one(qname, job_id, running.payload)
 
     async def _dropped(self, qname: str, job_id: str) -> None:
         log.warning(
@@ -350,6 +379,7 @@ class WorkerProcess:
             outcome = await self.executor.run(qname, job_id, payload, running)
         except asyncio.CancelledError:
             self.running.pop(job_id, None)
+            self._wake.set()
             if job_id in self._cancelled:
                 if not self._cancelled.pop(job_id):
                     control.settle_cancelled(self, running)
@@ -363,6 +393,10 @@ class WorkerProcess:
             self.running.pop(job_id, None)
             self._wake.set()
             return
+        self._finish(qname, job_id, outcome)
+
+    def _finish(self, qname: str, job_id: str, outcome: Outcome) -> None:
+        """A run has ended: free its slot and settle it (a slot thread's failures too)."""
         if self.running.pop(job_id, None) is None:
             self._cancelled.pop(job_id, None)
             return  # settled already (a cancel the thread ignored)
@@ -391,12 +425,28 @@ class WorkerProcess:
                 self.settler.settled_by(hook, outcome)
                 return
         if outcome.ok:
-            self.processed += 1
+            self._processed += 1
             self.settler.succeeded(outcome)
         else:
             self._settle_failure(outcome)
         if outcome.envelope is not None:
             self.metrics.record(qname, outcome.envelope.name, outcome.duration, not outcome.ok)
+
+    def _slot_stuck(self, job_id: str) -> None:
+        """A slot thread's job ignored its timeout: settle it as timed out, and recycle
+        the process around the thread (which cannot be killed)."""
+        r = self.running.pop(job_id, None)
+        if r is None:
+            return
+        self._wake.set()
+        outcome = Outcome(r.queue, job_id, r.payload, None, None, duration=time.time() - r.started)
+        with contextlib.suppress(Exception):
+            outcome.envelope = decode_envelope(r.payload)
+            outcome.function = lookup_local(outcome.envelope.name)
+        timeout = outcome.envelope.timeout if outcome.envelope is not None else None
+        outcome.exc = JobTimeout(f"{r.name} ran longer than its timeout of {timeout} s")
+        self._settle(r.queue, job_id, outcome)
+        self.request_recycle(f"job {job_id} ignored its timeout and is still running")
 
     def _settle_failure(self, outcome: Outcome) -> None:
         self.failed += 1

@@ -37,6 +37,28 @@ log = logging.getLogger("steep.worker")
 DONE_INDEX_SIZE = 1000
 
 
+def ack_call(
+    qk: QueueKeys,
+    worker_id: str,
+    items: list[tuple[str, bytes | None, int]],
+    day: str | None = None,
+    now_ms: int | None = None,
+) -> tuple[list[str], list[Any]]:
+    """The keys and arguments of the ack script for successes of one queue."""
+    if day is None:
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
+    if now_ms is None:
+        now_ms = int(time.time() * 1000)
+    keys = [qk.inflight(worker_id), qk.jobs, qk.state, qk.stats, qk.errors, qk.done]
+    argv: list[Any] = [day, len(items), *(job_id for job_id, _, _ in items)]
+    argv += (now_ms, DONE_INDEX_SIZE)
+    for job_id, result, ttl in items:
+        if result is not None:
+            keys.append(qk.result(job_id))
+            argv += (job_id, result, ttl)
+    return keys, argv
+
+
 class Settler:
     def __init__(
         self,
@@ -93,6 +115,13 @@ class Settler:
         if outcome.hooks and not outcome.hooks_ran:
             self._spawn(self._after_hooks_then_ack(outcome))
             return
+        self._acks[outcome.queue].append(self.entry(outcome))
+        if outcome.hooks:
+            self._hooked.append(outcome)
+        self._ack_ready.set()
+
+    def entry(self, outcome: Outcome) -> tuple[str, bytes | None, int]:
+        """A success's line in an acknowledgement (its result, if kept), and its log line."""
         env = outcome.envelope
         assert env is not None
         result: bytes | None = None
@@ -137,10 +166,7 @@ class Settler:
                     "event": "succeeded",
                 },
             )
-        self._acks[outcome.queue].append((outcome.job_id, result, ttl))
-        if outcome.hooks:
-            self._hooked.append(outcome)
-        self._ack_ready.set()
+        return outcome.job_id, result, ttl
 
     async def _after_hooks_then_ack(self, outcome: Outcome) -> None:
         if await self.with_retries(outcome, "run the hooks of", outcome.run_after_hooks):
@@ -209,17 +235,10 @@ class Settler:
     async def _send_acks(self, batch: dict[str, list[tuple[str, bytes | None, int]]]) -> None:
         day = datetime.now(UTC).strftime("%Y-%m-%d")
         now_ms = int(time.time() * 1000)
-        calls = []
-        for qname, items in batch.items():
-            qk = self.qkeys[qname]
-            keys = [qk.inflight(self.worker_id), qk.jobs, qk.state, qk.stats, qk.errors, qk.done]
-            argv: list[Any] = [day, len(items), *(job_id for job_id, _, _ in items)]
-            argv += (now_ms, DONE_INDEX_SIZE)
-            for job_id, result, ttl in items:
-                if result is not None:
-                    keys.append(qk.result(job_id))
-                    argv += (job_id, result, ttl)
-            calls.append((keys, argv))
+        calls = [
+            ack_call(self.qkeys[qname], self.worker_id, items, day, now_ms)
+            for qname, items in batch.items()
+        ]
         wait = self.settings.min_replicas_ack  # 0, or WAIT for replicas (steep.replicas)
         if len(calls) == 1:
             await self.lane.run(SCRIPTS.ack, *calls[0], wait)

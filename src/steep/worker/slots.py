@@ -1,0 +1,487 @@
+"""Slot threads: how a worker process runs plain-function jobs with no event-loop hop.
+
+When every job a worker process knows is a plain `def` (settings.worker_mode "auto"),
+each of its `concurrency` slots is a thread that runs a job and then, in one round trip
+on a connection of its own, acknowledges it and claims the next one (reliable fetch as
+everywhere: the claim moves the job into this process's in-flight list). A busy slot
+never waits for the event loop, and the loop is not woken per job. The profile that
+asked for this: handing each job from the loop to a thread and back cost about half of
+a short sync job's CPU, in context switches (docs/benchmark-method.md).
+
+The event loop keeps everything else. Its Fetcher (worker/fetch.py) blocks on the
+queues while the slots are idle and gives what it claims to a parked slot; a slot parks
+when its own claim finds nothing. A job this path does not run itself (an async
+function, one that a feature's hook concerns, an envelope that cannot be decoded or
+bound) is run by the loop's executor while its slot waits, so the concurrency holds.
+Failures go to the loop's Settler (retries, the dead set); so does a success whose
+acknowledgement did not get through. Timeouts are kept by one watchdog thread; a cancel
+arrives as for any thread job (worker/control.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from queue import SimpleQueue
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import redis
+
+from steep import hooks, middleware
+from steep.connection import SCRIPTS, make_client
+from steep.context import JobContext
+from steep.errors import JobTimeout, UnknownJob
+from steep.hooks import Outcome
+from steep.job import decode_envelope
+from steep.lane import Lane, Lanes, reply_error
+from steep.registry import lookup
+from steep.worker import executor
+from steep.worker.executor import Running, _ThreadCall, log_started
+from steep.worker.settle import DONE_INDEX_SIZE, ack_call
+
+try:
+    import hiredis
+except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
+    hiredis = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from steep.worker.process import WorkerProcess
+
+log = logging.getLogger("steep.worker")
+
+# How long a slot waits before it claims again after its connection failed.
+RECONNECT_DELAY = 0.5
+
+
+def slots_fit(process: WorkerProcess) -> str:
+    """Why this process runs its jobs on the event loop's executor, or "" for slot threads."""
+    from steep import registry
+    from steep.lane_cluster import is_cluster
+
+    mode = process.settings.worker_mode
+    if mode == "loop":
+        return "worker_mode is loop"
+    if hiredis is None:
+        return "hiredis is not installed"
+    if is_cluster(process.redis):
+        return "on a Redis Cluster a queue's primary can move; the event loop follows it"
+    if process.settings.min_replicas_ack:
+        return "min_replicas_ack waits for replicas on the event loop's connection"
+    if mode == "auto":
+        asyncs = [n for n in registry.names() if (f := registry.lookup_local(n)) and f.is_async]
+        if asyncs:
+            return f"async jobs are registered ({', '.join(asyncs[:3])})"
+    return ""
+
+
+class _Deadline:
+    """A timed job's watch: fired once when its time is up, cleared when it ends."""
+
+    __slots__ = ("call", "fired", "job_id", "live", "slot")
+
+    def __init__(self, slot: SlotThread, call: _ThreadCall, job_id: str) -> None:
+        self.slot = slot
+        self.call = call
+        self.job_id = job_id
+        self.live = True
+        self.fired = False
+
+
+class Watchdog(threading.Thread):
+    """One thread per process that raises JobTimeout in slot jobs that overrun.
+
+    Arming costs a heap push; the thread is woken only for a deadline earlier than any
+    it already waits for (jobs of one timeout arrive in deadline order and wake nothing).
+    A job that ignores the exception for THREAD_STOP_GRACE is settled as timed out and
+    the process recycled around its thread, as on the event loop's path.
+    """
+
+    def __init__(self, process: WorkerProcess) -> None:
+        super().__init__(name="steep-watchdog", daemon=True)
+        self.process = process
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, int, _Deadline]] = []
+        self._seq = itertools.count()
+        self._stopped = False
+
+    def arm(self, deadline: _Deadline, seconds: float, stage: int = 0) -> None:
+        at = time.monotonic() + seconds
+        with self._cond:
+            heapq.heappush(self._heap, (at, next(self._seq), stage, deadline))
+            if self._heap[0][3] is deadline:
+                self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def run(self) -> None:
+        with self._cond:
+            while not self._stopped:
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                at, _, stage, deadline = self._heap[0]
+                wait = at - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                if not deadline.live:
+                    continue
+                if stage == 0:
+                    deadline.fired = True
+                    if deadline.call.interrupt(JobTimeout):
+                        heapq.heappush(
+                            self._heap,
+                            (at + executor.THREAD_STOP_GRACE, next(self._seq), 1, deadline),
+                        )
+                elif deadline.slot.settle_early(deadline.job_id):
+                    # the thread ignores the exception (stuck in C code)
+                    self.process.threadsafe(self.process._slot_stuck, deadline.job_id)
+
+
+class SlotThread(threading.Thread):
+    def __init__(self, slots: Slots, index: int) -> None:
+        super().__init__(name=f"steep-slot-{index}", daemon=True)
+        self.slots = slots
+        self.process = slots.process
+        self.lane: Lane | None = None
+        # held while this slot acknowledges a job: the process's final give-back and an
+        # early settlement (a stuck timeout, an overdue cancel) take it first
+        self.lock = threading.Lock()
+        self.abandoned = False  # the process gave its in-flight jobs back: write nothing
+        self.early: str | None = None  # the job the event loop settled already
+        self.current: str | None = None  # the job in this slot; None while it is parked
+        self.processed = 0
+
+    # -- the slot's loop -------------------------------------------------------------
+
+    def run(self) -> None:
+        inbox = self.slots.inbox
+        item: tuple[str, str, bytes, Running] | None = None
+        while True:
+            if item is None:
+                item = inbox.get()
+                if item is None:
+                    break
+            if self.abandoned:
+                item = None  # the process gave it back to its queue with the rest
+                continue
+            item[3].slot = self  # where an early settlement (control.py) finds the job
+            self.current = item[1]
+            try:
+                item = self._run_job(*item)
+            except Exception:
+                # a bug in steep, not in the job: the job stays in flight and the stray
+                # check returns it to its queue, so it is not lost
+                log.exception("internal error in a job slot; the job will run again")
+                self._tell(self.process.running.pop, item[1], None)
+                item = None
+            if item is None:
+                # parked: the fetcher hears that a slot is free
+                self.current = None
+                self._tell(self.process._wake.set)
+        if self.lane is not None:
+            self.lane.close()
+
+    def _tell(self, method: Any, *args: Any) -> None:
+        """Call `method(*args)` on the event loop (nothing once the loop is closed)."""
+        with contextlib.suppress(RuntimeError):
+            self.process.loop.call_soon_threadsafe(method, *args)
+
+    def _run_job(
+        self, qname: str, job_id: str, payload: bytes, running: Running
+    ) -> tuple[str, str, bytes, Running] | None:
+        started = time.perf_counter()
+        try:
+            envelope = decode_envelope(payload)
+            function = lookup(envelope.name)
+            if function.is_async or (hooks._JOB_HOOKS and hooks.hooks_for(envelope, function)):
+                return self._delegate(qname, job_id, running)
+            args, kwargs = function.bind(envelope.args, envelope.kwargs)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnknownJob, TypeError):
+            # the event loop's path says exactly what is wrong with it
+            return self._delegate(qname, job_id, running)
+        ctx = JobContext(
+            job_id,
+            envelope.name,
+            qname,
+            envelope.attempt + 1,
+            self.process.worker_id,
+            envelope.meta,
+            running.state,
+        )
+        running.name = envelope.name
+        log_started(ctx)
+        call = running.call
+        assert call is not None
+        deadline = None
+        if envelope.timeout is not None:
+            deadline = _Deadline(self, call, job_id)
+            self.slots.watchdog.arm(deadline, envelope.timeout)
+        kind, value = call.run(function.fn, args, kwargs, ctx, middleware.chains()[1])
+        if deadline is not None:
+            deadline.live = False
+        outcome = Outcome(qname, job_id, payload, envelope, function)
+        outcome.duration = time.perf_counter() - started
+        if running.state.cleanups:
+            self._on_loop(self.process.executor.cleanup(running.state))
+        timed_out = deadline is not None and deadline.fired
+        if kind == "ok" and not timed_out:
+            outcome.ok = True
+            outcome.value = value
+            return self._succeeded(outcome)
+        if timed_out:
+            value = JobTimeout(f"{ctx.name} ran longer than its timeout of {envelope.timeout} s")
+        elif isinstance(value, KeyboardInterrupt | SystemExit):
+            value = RuntimeError(f"job raised {type(value).__name__}")
+        outcome.exc = value
+        with self.lock:
+            if self.early != job_id and not self.abandoned:
+                # the event loop frees the slot and writes the failure (retry or dead set)
+                self._tell(self.process._finish, qname, job_id, outcome)
+        return self._claim_next(self.process.fetcher._queue_order())
+
+    def _succeeded(self, outcome: Outcome) -> tuple[str, str, bytes, Running] | None:
+        """Acknowledge the job and claim the next one for this slot, in one round trip."""
+        process = self.process
+        qname, job_id = outcome.queue, outcome.job_id
+        entry = process.settler.entry(outcome)
+        packed = self.slots.ack_command(qname, entry)
+        order = process.fetcher._queue_order()
+        claim = not process.fetcher.quiet
+        if claim:
+            packed += self._claim_command(order[0])
+        with self.lock:
+            if self.abandoned or self.early == job_id:
+                return None
+            try:
+                replies = self._send(packed, 2 if claim else 1)
+            except (OSError, hiredis.ProtocolError) as exc:
+                # the ack may not have been written: the event loop's settler writes it
+                # (an ack is safe to repeat); jobs a lost claim reply took stay in flight
+                # until the stray check returns them
+                log.warning("a job slot lost its connection (%s); reconnecting", exc)
+                self._drop_lane()
+                self._tell(process._finish, qname, job_id, outcome)
+                time.sleep(RECONNECT_DELAY)
+                return None
+            acked = isinstance(replies[0], int)
+            if not acked:
+                # NOSCRIPT after a restart, or an error: the settler writes it instead
+                log.warning("a job slot's acknowledgement failed (%s); retrying it", replies[0])
+                self.slots.load_scripts()
+                self._tell(process._finish, qname, job_id, outcome)
+        # the next job is registered before the finished one leaves `running`, so
+        # the fetcher never sees a slot free that is about to be taken again
+        following = self._take(order[0], replies[1]) if claim else None
+        if acked:
+            self.processed += 1
+            self.slots.finished.append((qname, outcome.name, outcome.duration))
+            process.running.pop(job_id, None)
+            process._cancelled.pop(job_id, None)
+            if not self.slots.acked:
+                self.slots.acked = True
+                if process.on_worked is not None:
+                    self._tell(process.on_worked)
+        if following is not False:
+            return following
+        return self._claim_next(order[1:])
+
+    # -- claiming --------------------------------------------------------------------
+
+    def _claim_command(self, qname: str) -> bytes:
+        marker = f"running {self.process.worker_id} {int(time.time() * 1000)}"
+        return hiredis.pack_command((*self.slots.claim_head[qname], 1, marker))
+
+    def _claim_next(self, order: list[str]) -> tuple[str, str, bytes, Running] | None:
+        """Claim this slot's next job, trying the queues in `order`."""
+        for qname in order:
+            if self.process.fetcher.quiet or self.abandoned:
+                return None
+            try:
+                reply = self._send(self._claim_command(qname), 1)[0]
+            except (OSError, hiredis.ProtocolError) as exc:
+                log.warning("a job slot lost its connection (%s); reconnecting", exc)
+                self._drop_lane()
+                return None
+            following = self._take(qname, reply)
+            if following is not False:
+                return following
+        return None
+
+    def _take(self, qname: str, reply: Any) -> tuple[str, str, bytes, Running] | bool | None:
+        """The job a claim's reply brings, registered as running; False: the queue had
+        none; None: the fetcher takes over (an error, or an id without an envelope)."""
+        if isinstance(reply, hiredis.ReplyError):
+            if str(reply).startswith("NOSCRIPT"):
+                self.slots.load_scripts()
+            else:
+                log.warning("a job slot's claim failed: %s", reply_error(str(reply)))
+            return None  # the fetcher claims instead, with its back-off
+        if not reply:
+            return False
+        job_id, payload = reply[0].decode(), reply[1]
+        if not payload:  # the id had no envelope: the event loop says so
+            self._tell(self.process._start, qname, job_id, payload)
+            return None
+        running = Running(qname, job_id, payload, time.time(), call=_ThreadCall(), slot=self)
+        self.process.running[job_id] = running
+        return qname, job_id, payload, running
+
+    # -- the connection ----------------------------------------------------------------
+
+    def _send(self, packed: bytes, replies: int) -> list[Any]:
+        lane = self.lane
+        if lane is None:
+            lane = self.lane = self.slots.open_lane()
+            if lane is None:
+                raise ConnectionError("cannot connect to Redis")
+        lane.sock.sendall(packed)
+        out = []
+        reader = lane.reader
+        while len(out) < replies:
+            reply = reader.gets()
+            if reply is not False:
+                out.append(reply)
+                continue
+            data = lane.sock.recv(65536)
+            if not data:
+                raise ConnectionError("the server closed the connection")
+            reader.feed(data)
+        return out
+
+    def _drop_lane(self) -> None:
+        if self.lane is not None:
+            self.lane.close()
+            self.lane = None
+
+    # -- the event loop's help ----------------------------------------------------------
+
+    def _on_loop(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.process.loop).result()
+
+    def _delegate(
+        self, qname: str, job_id: str, running: Running
+    ) -> tuple[str, str, bytes, Running] | None:
+        """Run the job on the event loop's path (its executor, hooks and settler) and
+        wait for it: the slot stays taken while it runs."""
+        try:
+            self._on_loop(self.process._run_delegated(qname, job_id, running))
+        except (concurrent.futures.CancelledError, RuntimeError):
+            return None  # the process is stopping: the job goes back to its queue
+        return self._claim_next(self.process.fetcher._queue_order())
+
+    def settle_early(self, job_id: str) -> bool:
+        """The event loop settles this slot's job itself (its thread is stuck): True
+        unless the slot got there first."""
+        with self.lock:
+            if job_id not in self.process.running:
+                return False
+            self.early = job_id
+            return True
+
+
+class Slots:
+    """The slot threads of one worker process, and what they share."""
+
+    def __init__(self, process: WorkerProcess) -> None:
+        self.process = process
+        self.client: redis.Redis = make_client(process.settings)
+        self._lanes = Lanes(self.client)
+        self.inbox: SimpleQueue[tuple[str, str, bytes, Running] | None] = SimpleQueue()
+        # (queue, name, seconds) of the jobs the slots settled, for the metrics loop
+        self.finished: deque[tuple[str, str, float]] = deque()
+        self.acked = False
+        self.watchdog = Watchdog(process)
+        self.threads = [SlotThread(self, i) for i in range(process.concurrency)]
+        # per queue, what every claim and every ack of one job sends before its arguments
+        self.claim_head: dict[str, tuple[Any, ...]] = {}
+        self.ack_head: dict[str, tuple[Any, ...]] = {}
+        for qname, qk in process.qkeys.items():
+            keys, _ = ack_call(qk, process.worker_id, [])
+            self.ack_head[qname] = (qk, keys)
+            claim = [qk.queued, qk.inflight(process.worker_id), qk.jobs, qk.state, qk.paused]
+            claim.append(qk.prioritized)
+            self.claim_head[qname] = ("EVALSHA", SCRIPTS.claim.sha, len(claim), *claim)
+        self._day = (0, "")
+
+    def ack_command(self, qname: str, entry: tuple[str, bytes | None, int]) -> bytes:
+        """The ack script's call for one success (the same as the settler's, for one job)."""
+        qk, keys = self.ack_head[qname]
+        now = time.time()
+        day_no = int(now // 86400)
+        if self._day[0] != day_no:
+            self._day = (day_no, time.strftime("%Y-%m-%d", time.gmtime(now)))
+        job_id, result, ttl = entry
+        argv: tuple[Any, ...] = (self._day[1], 1, job_id, int(now * 1000), DONE_INDEX_SIZE)
+        if result is None:
+            return hiredis.pack_command(("EVALSHA", SCRIPTS.ack.sha, len(keys), *keys, *argv))
+        return hiredis.pack_command(
+            (
+                "EVALSHA",
+                SCRIPTS.ack.sha,
+                len(keys) + 1,
+                *keys,
+                qk.result(job_id),
+                *argv,
+                job_id,
+                result,
+                ttl,
+            )
+        )
+
+    def start(self) -> None:
+        self.load_scripts()
+        self.watchdog.start()
+        for thread in self.threads:
+            thread.start()
+
+    def load_scripts(self) -> None:
+        try:
+            for script in (SCRIPTS.ack, SCRIPTS.claim):
+                self.client.script_load(script.source)
+        except redis.RedisError as exc:
+            log.debug("scripts not loaded yet: %s", exc)
+
+    def open_lane(self) -> Lane | None:
+        return self._lanes._open()
+
+    @property
+    def processed(self) -> int:
+        return sum(t.processed for t in self.threads)
+
+    def give(self, qname: str, job_id: str, payload: bytes) -> None:
+        """A job the fetcher claimed, for the next parked slot (on the event loop)."""
+        running = Running(qname, job_id, payload, time.time(), call=_ThreadCall())
+        self.process.running[job_id] = running
+        self.inbox.put((qname, job_id, payload, running))
+
+    def record_metrics(self) -> None:
+        """Move the slots' finished jobs into the process's metrics (on the event loop)."""
+        finished, record = self.finished, self.process.metrics.record
+        while finished:
+            qname, name, seconds = finished.popleft()
+            record(qname, name, seconds, False)
+
+    def abandon(self) -> None:
+        """The process gives its in-flight jobs back: no slot acknowledges any more."""
+        for thread in self.threads:
+            with thread.lock:
+                thread.abandoned = True
+
+    def shutdown(self) -> None:
+        for _ in self.threads:
+            self.inbox.put(None)
+        self.watchdog.stop()
+        self.client.close()
