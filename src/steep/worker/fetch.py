@@ -322,7 +322,8 @@ class Fetcher:
                 )
 
     async def _burst_done(self) -> bool:
-        if self.running or self.settler.busy:
+        slots = self.process.slots
+        if self.running or self.settler.busy or (slots is not None and slots.busy):
             return False
         pipe = self.redis.pipeline(transaction=False)
         for qk in self.qkeys.values():

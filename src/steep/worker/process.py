@@ -18,13 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio
@@ -45,6 +42,7 @@ from steep.worker.fetch import BATCH_WINDOW, BLOCK_REPLY_GRACE, BLOCK_TIMEOUT, F
 from steep.worker.heartbeat import Heartbeat
 from steep.worker.metrics import MetricsRecorder
 from steep.worker.platforms import check_worker_platform
+from steep.worker.queues import QueueSpec, host_label, new_worker_id, parse_queues
 from steep.worker.settle import Settler
 from steep.worker.slots import Slots, slots_fit
 
@@ -67,40 +65,6 @@ log = logging.getLogger("steep.worker")
 
 EXIT_OK = 0
 EXIT_RECYCLE = 3  # the supervisor restarts the process without counting a crash
-
-
-@dataclass(frozen=True, slots=True)
-class QueueSpec:
-    name: str
-    weight: int = 0  # 0 everywhere = strict order
-
-
-def parse_queues(text: str | Sequence[str]) -> list[QueueSpec]:
-    """`critical,default,low` (strict) or `critical:5,default:2` (weighted)."""
-    items = text.split(",") if isinstance(text, str) else list(text)
-    specs: list[QueueSpec] = []
-    for item in (i.strip() for i in items):
-        if not item:
-            continue
-        name, _, weight = item.partition(":")
-        if weight and not weight.isdigit():
-            raise ValueError(f"queue weight must be a whole number: {item!r}")
-        specs.append(QueueSpec(name, int(weight or 0)))
-    if not specs:
-        raise ValueError("no queues given")
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise ValueError(f"a queue is listed twice: {','.join(names)}")
-    return specs
-
-
-def host_label() -> str:
-    return socket.gethostname().split(".")[0].replace(" ", "-") or "host"
-
-
-def new_worker_id() -> str:
-    """Unique per process: host, pid and a random part (pids are reused)."""
-    return f"{host_label()}-{os.getpid()}-{os.urandom(3).hex()}"
 
 
 class WorkerProcess:
@@ -238,8 +202,13 @@ class WorkerProcess:
         self.fetcher = Fetcher(self)
         why_not = slots_fit(self)
         if not why_not:
-            self.slots = Slots(self)
-            self.slots.start()
+            slots = Slots(self)
+            if slots.usable():
+                self.slots = slots
+                slots.start()
+            else:
+                slots.client.close()
+                why_not = "the connection class keeps no plain socket for the slots"
         self._install_signal_handlers()
         self.heartbeat = Heartbeat(self)
         self.heartbeat.start()

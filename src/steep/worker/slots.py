@@ -23,8 +23,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import heapq
-import itertools
 import logging
 import threading
 import time
@@ -43,9 +41,9 @@ from steep.hooks import Outcome
 from steep.job import decode_envelope
 from steep.lane import Lane, Lanes, reply_error
 from steep.registry import lookup
-from steep.worker import executor
 from steep.worker.executor import Running, _ThreadCall, log_started
 from steep.worker.settle import DONE_INDEX_SIZE, ack_call
+from steep.worker.watchdog import Deadline, Watchdog
 
 try:
     import hiredis
@@ -56,9 +54,6 @@ if TYPE_CHECKING:
     from steep.worker.process import WorkerProcess
 
 log = logging.getLogger("steep.worker")
-
-# How long a slot waits before it claims again after its connection failed.
-RECONNECT_DELAY = 0.5
 
 
 def slots_fit(process: WorkerProcess) -> str:
@@ -80,74 +75,6 @@ def slots_fit(process: WorkerProcess) -> str:
         if asyncs:
             return f"async jobs are registered ({', '.join(asyncs[:3])})"
     return ""
-
-
-class _Deadline:
-    """A timed job's watch: fired once when its time is up, cleared when it ends."""
-
-    __slots__ = ("call", "fired", "job_id", "live", "slot")
-
-    def __init__(self, slot: SlotThread, call: _ThreadCall, job_id: str) -> None:
-        self.slot = slot
-        self.call = call
-        self.job_id = job_id
-        self.live = True
-        self.fired = False
-
-
-class Watchdog(threading.Thread):
-    """One thread per process that raises JobTimeout in slot jobs that overrun.
-
-    Arming costs a heap push; the thread is woken only for a deadline earlier than any
-    it already waits for (jobs of one timeout arrive in deadline order and wake nothing).
-    A job that ignores the exception for THREAD_STOP_GRACE is settled as timed out and
-    the process recycled around its thread, as on the event loop's path.
-    """
-
-    def __init__(self, process: WorkerProcess) -> None:
-        super().__init__(name="steep-watchdog", daemon=True)
-        self.process = process
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, int, _Deadline]] = []
-        self._seq = itertools.count()
-        self._stopped = False
-
-    def arm(self, deadline: _Deadline, seconds: float, stage: int = 0) -> None:
-        at = time.monotonic() + seconds
-        with self._cond:
-            heapq.heappush(self._heap, (at, next(self._seq), stage, deadline))
-            if self._heap[0][3] is deadline:
-                self._cond.notify()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopped = True
-            self._cond.notify()
-
-    def run(self) -> None:
-        with self._cond:
-            while not self._stopped:
-                if not self._heap:
-                    self._cond.wait()
-                    continue
-                at, _, stage, deadline = self._heap[0]
-                wait = at - time.monotonic()
-                if wait > 0:
-                    self._cond.wait(wait)
-                    continue
-                heapq.heappop(self._heap)
-                if not deadline.live:
-                    continue
-                if stage == 0:
-                    deadline.fired = True
-                    if deadline.call.interrupt(JobTimeout):
-                        heapq.heappush(
-                            self._heap,
-                            (at + executor.THREAD_STOP_GRACE, next(self._seq), 1, deadline),
-                        )
-                elif deadline.slot.settle_early(deadline.job_id):
-                    # the thread ignores the exception (stuck in C code)
-                    self.process.threadsafe(self.process._slot_stuck, deadline.job_id)
 
 
 class SlotThread(threading.Thread):
@@ -227,7 +154,7 @@ class SlotThread(threading.Thread):
         assert call is not None
         deadline = None
         if envelope.timeout is not None:
-            deadline = _Deadline(self, call, job_id)
+            deadline = Deadline(self, call, job_id)
             self.slots.watchdog.arm(deadline, envelope.timeout)
         kind, value = call.run(function.fn, args, kwargs, ctx, middleware.chains()[1])
         if deadline is not None:
@@ -274,8 +201,7 @@ class SlotThread(threading.Thread):
                 log.warning("a job slot lost its connection (%s); reconnecting", exc)
                 self._drop_lane()
                 self._tell(process._finish, qname, job_id, outcome)
-                time.sleep(RECONNECT_DELAY)
-                return None
+                return None  # parked: the fetcher, with its back-off, brings the next job
             acked = isinstance(replies[0], int)
             if not acked:
                 # NOSCRIPT after a restart, or an error: the settler writes it instead
@@ -456,6 +382,20 @@ class Slots:
 
     def open_lane(self) -> Lane | None:
         return self._lanes._open()
+
+    def usable(self) -> bool:
+        """Whether the slots can drive connections of their own (a connection class that
+        keeps a plain socket); if not, the event loop runs the jobs. A server that is away
+        now is no reason: the slots connect once it is back."""
+        lane = self.open_lane()
+        if lane is not None:
+            self.threads[0].lane = lane  # the first slot's connection
+        return not self._lanes.broken
+
+    @property
+    def busy(self) -> bool:
+        """A slot has a job, or is claiming one."""
+        return any(t.current is not None for t in self.threads)
 
     @property
     def processed(self) -> int:
