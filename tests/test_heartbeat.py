@@ -94,7 +94,10 @@ def test_quiet_ends_a_blocked_fetch_at_once(client, run_worker, monkeypatch):
     def blocked() -> int:
         return int(client.info("clients")["blocked_clients"])
 
-    wait_for(lambda: blocked() == 1 and worker.fetcher.block_ids, message="a blocked fetch")
+    def waiting() -> object:  # the fetcher's wait, or a slot thread's (STEEP_WORKER_MODE)
+        return worker.fetcher.block_ids or (worker.slots and worker.slots.listening())
+
+    wait_for(lambda: blocked() == 1 and waiting(), message="a blocked fetch")
     worker.threadsafe(worker.request_quiet)
     wait_for(lambda: blocked() == 0, message="the blocked fetch to end")
     handle = jobs.add.enqueue(1, 1)

@@ -254,16 +254,19 @@ def blocked_ids(client) -> set[int]:
     return {int(c["id"]) for c in client.client_list() if c.get("cmd") == "blmove"}
 
 
-def waits_on_a_lane(worker) -> bool:
+def waits_on_a_lane(worker, client) -> bool:
+    if worker.slots is not None and worker.slots.listen_queue is not None:
+        # slot threads (STEEP_WORKER_MODE=threads): a slot waits on its own connection
+        slot_ids = {t.client_id for t in worker.slots.threads}
+        return bool(blocked_ids(client)) and blocked_ids(client) <= slot_ids
     found = worker._block_lanes.get("default")
-    return found is not None and found._conn is not None
+    return found is not None and found._conn is not None and found is not worker.lane
 
 
 def test_an_idle_worker_waits_on_its_own_lane_and_starts_a_lone_job(client, run_worker):
     worker = run_worker(burst=False)
     wait_for(lambda: blocked_ids(client), message="the worker to block")
-    assert waits_on_a_lane(worker), "the blocking fetch should run on a lane of its own"
-    assert worker._block_lanes["default"] is not worker.lane
+    assert waits_on_a_lane(worker, client), "the blocking fetch should run on a lane of its own"
     handle = jobs.add.enqueue(2, 3)
     assert handle.result(timeout=5) == 5
 

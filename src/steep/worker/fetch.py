@@ -101,6 +101,13 @@ class Fetcher:
         return self.concurrency - len(self.running)
 
     async def run(self) -> None:
+        slots = self.process.slots
+        if slots is not None and slots.listen_queue is not None:
+            # a slot thread waits on the queue itself (worker/listen.py)
+            while not self.quiet:
+                self.wake.clear()
+                await self.wake.wait()
+            return
         backoff = 0.05
         gather_until = 0.0
         while not self.quiet:
@@ -282,6 +289,23 @@ class Fetcher:
             task = asyncio.ensure_future(self._unblock(qname, blocker))
             self._unblocking.add(task)
             task.add_done_callback(self._unblocking.discard)
+        if self.process.slots is not None and self.process.slots.listen_queue is not None:
+            task = asyncio.ensure_future(self._unblock_slots())
+            self._unblocking.add(task)
+            task.add_done_callback(self._unblocking.discard)
+
+    async def _unblock_slots(self) -> None:
+        """End the listening slot's wait (it may be about to send it: look for a moment)."""
+        slots = self.process.slots
+        assert slots is not None
+        for _ in range(50):
+            ids = slots.listening()
+            for client_id in ids:
+                with contextlib.suppress(*RETRYABLE):
+                    await self.redis.client_unblock(client_id)
+            if not any(t.blocking for t in slots.threads):
+                return
+            await asyncio.sleep(0.01)
 
     async def _unblock(self, qname: str, blocker: asyncio.Task[Any]) -> None:
         # the BLMOVE may still be on its way to the server (or its lane still opening,

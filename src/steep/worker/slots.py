@@ -42,6 +42,7 @@ from steep.job import decode_envelope
 from steep.lane import Lane, Lanes, reply_error
 from steep.registry import lookup
 from steep.worker.executor import Running, _ThreadCall, log_started
+from steep.worker.listen import LISTEN, listen
 from steep.worker.settle import DONE_INDEX_SIZE, ack_call
 from steep.worker.watchdog import Deadline, Watchdog
 
@@ -89,6 +90,8 @@ class SlotThread(threading.Thread):
         self.abandoned = False  # the process gave its in-flight jobs back: write nothing
         self.early: str | None = None  # the job the event loop settled already
         self.current: str | None = None  # the job in this slot; None while it is parked
+        self.blocking = False  # waiting on the queue as its listening slot (listen.py)
+        self.client_id: int | None = None  # CLIENT ID of the lane, once asked
         self.processed = 0
 
     # -- the slot's loop -------------------------------------------------------------
@@ -101,6 +104,9 @@ class SlotThread(threading.Thread):
                 item = inbox.get()
                 if item is None:
                     break
+                if item is LISTEN:
+                    item = self._listen()
+                    continue
             if self.abandoned:
                 item = None  # the process gave it back to its queue with the rest
                 continue
@@ -120,6 +126,16 @@ class SlotThread(threading.Thread):
                 self._tell(self.process._wake.set)
         if self.lane is not None:
             self.lane.close()
+
+    def _listen(self) -> tuple[str, str, bytes, Running] | None:
+        try:
+            return listen(self)
+        except Exception:
+            # a bug in steep: the role must not be lost with it (no slot would wait)
+            log.exception("internal error in the listening job slot")
+            time.sleep(0.5)
+            self.slots.inbox.put(LISTEN)
+            return None
 
     def _tell(self, method: Any, *args: Any) -> None:
         """Call `method(*args)` on the event loop (nothing once the loop is closed)."""
@@ -267,12 +283,16 @@ class SlotThread(threading.Thread):
 
     # -- the connection ----------------------------------------------------------------
 
-    def _send(self, packed: bytes, replies: int) -> list[Any]:
+    def _lane(self) -> Lane:
         lane = self.lane
         if lane is None:
             lane = self.lane = self.slots.open_lane()
             if lane is None:
                 raise ConnectionError("cannot connect to Redis")
+        return lane
+
+    def _send(self, packed: bytes, replies: int) -> list[Any]:
+        lane = self._lane()
         lane.sock.sendall(packed)
         out = []
         reader = lane.reader
@@ -291,6 +311,7 @@ class SlotThread(threading.Thread):
         if self.lane is not None:
             self.lane.close()
             self.lane = None
+            self.client_id = None
 
     # -- the event loop's help ----------------------------------------------------------
 
@@ -325,7 +346,8 @@ class Slots:
         self.process = process
         self.client: redis.Redis = make_client(process.settings)
         self._lanes = Lanes(self.client)
-        self.inbox: SimpleQueue[tuple[str, str, bytes, Running] | None] = SimpleQueue()
+        # jobs for parked slots, LISTEN for the next listening slot, None: end
+        self.inbox: SimpleQueue[Any] = SimpleQueue()
         # (queue, name, seconds) of the jobs the slots settled, for the metrics loop
         self.finished: deque[tuple[str, str, float]] = deque()
         self.acked = False
@@ -341,6 +363,10 @@ class Slots:
             claim.append(qk.prioritized)
             self.claim_head[qname] = ("EVALSHA", SCRIPTS.claim.sha, len(claim), *claim)
         self._day = (0, "")
+        self._warned = 0.0
+        # one queue, not a burst: a slot waits on it itself (listen.py); else the fetcher waits
+        single = len(process.queues) == 1 and not process.burst
+        self.listen_queue: str | None = process.queues[0].name if single else None
 
     def ack_command(self, qname: str, entry: tuple[str, bytes | None, int]) -> bytes:
         """The ack script's call for one success (the same as the settler's, for one job)."""
@@ -372,6 +398,19 @@ class Slots:
         self.watchdog.start()
         for thread in self.threads:
             thread.start()
+        if self.listen_queue is not None:
+            self.inbox.put(LISTEN)  # the first listening slot
+
+    def warn(self, message: str) -> None:
+        """A warning from the slots, once a second at most (they meet an outage together)."""
+        now = time.monotonic()
+        if now - self._warned >= 1.0:
+            self._warned = now
+            log.warning("%s", message)
+
+    def listening(self) -> list[int]:
+        """CLIENT IDs of the slots' connections that wait on the queue now."""
+        return [t.client_id for t in self.threads if t.blocking and t.client_id is not None]
 
     def load_scripts(self) -> None:
         try:
