@@ -106,9 +106,7 @@ def measure(n: int, workdir: Path) -> dict[str, float]:
         server.stop_server(settings)
 
 
-def _drain(
-    workdir: Path, url: str, r: Any, module: str, queue: str, counter: str, n: int
-) -> float:
+def _drain(workdir: Path, url: str, r: Any, module: str, queue: str, counter: str, n: int) -> float:
     """Jobs/s of one `steep worker <module> -p 2 -c 10` on `queue`, from its start command
     until `counter` reaches n."""
     env = {**os.environ, "PYTHONPATH": str(workdir), "STEEP_REDIS_URL": url}

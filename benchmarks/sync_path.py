@@ -6,15 +6,15 @@ Starts its own private Valkey (the pip-installed binary, no persistence, a unix 
 enqueues `--jobs` jobs whose body is one `INCR` on a module-level redis-py client, and drains
 them with an in-process `WorkerProcess(..., burst=True).run()` in each mode, alternating, for
 `--rounds` rounds. Prints jobs/s, CPU µs per job (`time.process_time()`: every thread of the
-process) and context switches per job (summed over the process's live threads from
-`/proc/self/task/*/status`; Linux only). docs/benchmark-method.md, "Sync jobs at equal process
+process) and context switches per job (`getrusage`: voluntary and involuntary, every thread
+of the process). docs/benchmark-method.md, "Sync jobs at equal process
 counts", has its figures.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
+import resource
 import shutil
 import sys
 import tempfile
@@ -26,14 +26,9 @@ import redis
 
 
 def switches() -> int:
-    total = 0
-    for path in glob.glob("/proc/self/task/*/status"):
-        try:
-            with open(path) as status:
-                total += sum(int(line.split()[1]) for line in status if "ctxt_switches" in line)
-        except OSError:  # a thread that ended meanwhile
-            continue
-    return total
+    """Context switches of the whole process so far, its ended threads included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_nvcsw + usage.ru_nivcsw
 
 
 def drain(mode: str, jobs: int, slots: int, noop: Any, r: redis.Redis) -> tuple[float, ...]:

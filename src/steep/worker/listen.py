@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from steep.connection import RETRYABLE, SCRIPTS
 from steep.lane import reply_error
 from steep.worker import fetch
+from steep.worker.slot_calls import SlotCalls, pack
 
 try:
     import hiredis
@@ -84,10 +85,8 @@ def _wait(slot: SlotThread, qname: str) -> list[bytes]:
     marker = f"running {process.worker_id}"
     lane = slot._lane()
     if slot.client_id is None:
-        slot.client_id = int(slot._send(hiredis.pack_command(("CLIENT", "ID")), 1)[0])
-    packed = hiredis.pack_command(
-        ("BLMOVE", keys[0], keys[1], "RIGHT", "LEFT", fetch.BLOCK_TIMEOUT)
-    ) + hiredis.pack_command(("EVALSHA", SCRIPTS.claim_moved.sha, len(keys), *keys, marker))
+        slot.client_id = int(slot._send(pack("CLIENT", "ID"), 1)[0])
+    packed = SlotCalls.wait(keys, marker, fetch.BLOCK_TIMEOUT)
     before = lane.sock.gettimeout()
     # a server that stopped answering: give the connection up (a job BLMOVE may have moved
     # stays in the in-flight list, where the stray check finds it)

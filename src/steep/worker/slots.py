@@ -28,7 +28,7 @@ import threading
 import time
 from collections import deque
 from queue import SimpleQueue
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 import redis
@@ -43,7 +43,7 @@ from steep.lane import Lane, Lanes, reply_error
 from steep.registry import lookup
 from steep.worker.executor import Running, _ThreadCall, log_started
 from steep.worker.listen import LISTEN, listen
-from steep.worker.settle import DONE_INDEX_SIZE, ack_call
+from steep.worker.slot_calls import SlotCalls
 from steep.worker.watchdog import Deadline, Watchdog
 
 try:
@@ -118,7 +118,7 @@ class SlotThread(threading.Thread):
                 # a bug in steep, not in the job: the job stays in flight and the stray
                 # check returns it to its queue, so it is not lost
                 log.exception("internal error in a job slot; the job will run again")
-                self._tell(self.process.running.pop, item[1], None)
+                self._tell(self.process.running.pop, self.current, None)
                 item = None
             if item is None:
                 # parked: the fetcher hears that a slot is free
@@ -200,7 +200,7 @@ class SlotThread(threading.Thread):
         process = self.process
         qname, job_id = outcome.queue, outcome.job_id
         entry = process.settler.entry(outcome)
-        packed = self.slots.ack_command(qname, entry)
+        packed = self.slots.calls.ack(qname, entry)
         order = process.fetcher._queue_order()
         claim = not process.fetcher.quiet
         if claim:
@@ -244,7 +244,7 @@ class SlotThread(threading.Thread):
 
     def _claim_command(self, qname: str) -> bytes:
         marker = f"running {self.process.worker_id} {int(time.time() * 1000)}"
-        return hiredis.pack_command((*self.slots.claim_head[qname], 1, marker))
+        return self.slots.calls.claim(qname, marker)
 
     def _claim_next(self, order: list[str]) -> tuple[str, str, bytes, Running] | None:
         """Claim this slot's next job, trying the queues in `order`."""
@@ -262,7 +262,9 @@ class SlotThread(threading.Thread):
                 return following
         return None
 
-    def _take(self, qname: str, reply: Any) -> tuple[str, str, bytes, Running] | bool | None:
+    def _take(
+        self, qname: str, reply: Any
+    ) -> tuple[str, str, bytes, Running] | Literal[False] | None:
         """The job a claim's reply brings, registered as running; False: the queue had
         none; None: the fetcher takes over (an error, or an id without an envelope)."""
         if isinstance(reply, hiredis.ReplyError):
@@ -294,7 +296,7 @@ class SlotThread(threading.Thread):
     def _send(self, packed: bytes, replies: int) -> list[Any]:
         lane = self._lane()
         lane.sock.sendall(packed)
-        out = []
+        out: list[Any] = []
         reader = lane.reader
         while len(out) < replies:
             reply = reader.gets()
@@ -353,45 +355,11 @@ class Slots:
         self.acked = False
         self.watchdog = Watchdog(process)
         self.threads = [SlotThread(self, i) for i in range(process.concurrency)]
-        # per queue, what every claim and every ack of one job sends before its arguments
-        self.claim_head: dict[str, tuple[Any, ...]] = {}
-        self.ack_head: dict[str, tuple[Any, ...]] = {}
-        for qname, qk in process.qkeys.items():
-            keys, _ = ack_call(qk, process.worker_id, [])
-            self.ack_head[qname] = (qk, keys)
-            claim = [qk.queued, qk.inflight(process.worker_id), qk.jobs, qk.state, qk.paused]
-            claim.append(qk.prioritized)
-            self.claim_head[qname] = ("EVALSHA", SCRIPTS.claim.sha, len(claim), *claim)
-        self._day = (0, "")
+        self.calls = SlotCalls(process)
         self._warned = 0.0
         # one queue, not a burst: a slot waits on it itself (listen.py); else the fetcher waits
         single = len(process.queues) == 1 and not process.burst
         self.listen_queue: str | None = process.queues[0].name if single else None
-
-    def ack_command(self, qname: str, entry: tuple[str, bytes | None, int]) -> bytes:
-        """The ack script's call for one success (the same as the settler's, for one job)."""
-        qk, keys = self.ack_head[qname]
-        now = time.time()
-        day_no = int(now // 86400)
-        if self._day[0] != day_no:
-            self._day = (day_no, time.strftime("%Y-%m-%d", time.gmtime(now)))
-        job_id, result, ttl = entry
-        argv: tuple[Any, ...] = (self._day[1], 1, job_id, int(now * 1000), DONE_INDEX_SIZE)
-        if result is None:
-            return hiredis.pack_command(("EVALSHA", SCRIPTS.ack.sha, len(keys), *keys, *argv))
-        return hiredis.pack_command(
-            (
-                "EVALSHA",
-                SCRIPTS.ack.sha,
-                len(keys) + 1,
-                *keys,
-                qk.result(job_id),
-                *argv,
-                job_id,
-                result,
-                ttl,
-            )
-        )
 
     def start(self) -> None:
         self.load_scripts()
