@@ -139,3 +139,22 @@ def test_shutdown_gives_a_job_back_and_its_late_thread_writes_nothing(
     assert client.hexists(qk.jobs, handle.id)
     assert handle.status is JobStatus.QUEUED
     assert client.hget(qk.stats, "processed") is None
+
+
+def test_a_script_flush_while_the_slots_work_loses_and_repeats_nothing(
+    threads_mode, client, run_worker
+):
+    worker = run_worker("slots", concurrency=4, burst=False)
+    assert worker.slots is not None and worker.slots.listen_queue == "slots"
+    handles = [slot_jobs.double.enqueue(i) for i in range(300)]
+
+    def runs() -> int:
+        return sum(1 for _ in client.scan_iter("test:slots:runs:*"))
+
+    wait_for(lambda: runs() >= 20, message="the slots to be busy")
+    # the acks and claims in flight now meet NOSCRIPT: the settler and a reload take over
+    client.script_flush()
+    assert [h.result(timeout=10) for h in handles] == [2 * i for i in range(300)]
+    assert all(client.get(f"test:slots:runs:{i}") == b"1" for i in range(300))
+    qk = get_keys().queue("slots")
+    wait_for(lambda: client.hget(qk.stats, "processed") == b"300", message="every ack")

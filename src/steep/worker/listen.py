@@ -18,6 +18,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+import redis
+
 from steep.connection import RETRYABLE, SCRIPTS
 from steep.lane import reply_error
 from steep.worker import fetch
@@ -53,7 +55,8 @@ def listen(slot: SlotThread) -> tuple[str, str, bytes, Running] | None:
             return following
         try:
             claimed = _wait(slot, qname)
-        except (*RETRYABLE, OSError, hiredis.ProtocolError) as exc:
+        except (*RETRYABLE, OSError, hiredis.ProtocolError, redis.ResponseError) as exc:
+            # an error reply too (a demoted primary's READONLY): a new connection, later
             slot._drop_lane()
             slots.warn(f"lost connection to Redis while waiting for jobs ({exc})")
             time.sleep(backoff)

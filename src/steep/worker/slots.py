@@ -221,8 +221,7 @@ class SlotThread(threading.Thread):
             acked = isinstance(replies[0], int)
             if not acked:
                 # NOSCRIPT after a restart, or an error: the settler writes it instead
-                log.warning("a job slot's acknowledgement failed (%s); retrying it", replies[0])
-                self.slots.load_scripts()
+                self._reply_error(replies[0])
                 self._tell(process._finish, qname, job_id, outcome)
         # the next job is registered before the finished one leaves `running`, so
         # the fetcher never sees a slot free that is about to be taken again
@@ -268,11 +267,8 @@ class SlotThread(threading.Thread):
         """The job a claim's reply brings, registered as running; False: the queue had
         none; None: the fetcher takes over (an error, or an id without an envelope)."""
         if isinstance(reply, hiredis.ReplyError):
-            if str(reply).startswith("NOSCRIPT"):
-                self.slots.load_scripts()
-            else:
-                log.warning("a job slot's claim failed: %s", reply_error(str(reply)))
-            return None  # the fetcher claims instead, with its back-off
+            self._reply_error(reply)
+            return None  # the fetcher or the listening slot claims instead, with back-off
         if not reply:
             return False
         job_id, payload = reply[0].decode(), reply[1]
@@ -308,6 +304,15 @@ class SlotThread(threading.Thread):
                 raise ConnectionError("the server closed the connection")
             reader.feed(data)
         return out
+
+    def _reply_error(self, reply: Any) -> None:
+        message = str(reply)
+        if message.startswith("NOSCRIPT"):
+            self.slots.load_scripts()  # a fresh or restarted server
+            return
+        if message.startswith("READONLY"):
+            self._drop_lane()  # a primary demoted by a failover: the next lane finds the new one
+        self.slots.warn(f"a job slot's call failed: {reply_error(message)}")
 
     def _drop_lane(self) -> None:
         if self.lane is not None:
