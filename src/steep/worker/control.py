@@ -76,6 +76,7 @@ def _cancel_overdue(worker: WorkerProcess, job_id: str) -> None:
         return  # its slot thread settled it a moment ago
     if worker.running.pop(job_id, None) is None:
         return
+    worker._wake.set()  # a slot is free (and a shutdown waiting for its jobs hears it)
     worker._cancelled[job_id] = True
     settle_cancelled(worker, r)
     worker.request_recycle(f"cancelled job {job_id} did not stop")

@@ -41,6 +41,7 @@ from steep.hooks import Outcome
 from steep.job import decode_envelope
 from steep.lane import Lane, Lanes, reply_error
 from steep.registry import lookup
+from steep.worker import fetch
 from steep.worker.executor import Running, _ThreadCall, log_started
 from steep.worker.listen import LISTEN, listen
 from steep.worker.slot_calls import SlotCalls
@@ -393,7 +394,12 @@ class Slots:
             log.debug("scripts not loaded yet: %s", exc)
 
     def open_lane(self) -> Lane | None:
-        return self._lanes._open()
+        lane = self._lanes._open()
+        if lane is not None:
+            # a server that stopped answering: the call fails as a lost connection, and the
+            # process can still give its jobs back and stop (abandon() takes each slot's lock)
+            lane.sock.settimeout(fetch.BLOCK_REPLY_GRACE)
+        return lane
 
     def usable(self) -> bool:
         """Whether the slots can drive connections of their own (a connection class that
