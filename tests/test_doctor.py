@@ -82,7 +82,7 @@ def test_an_evicting_server_without_persistence_near_its_memory_limit(private_se
 def test_a_healthy_server_has_no_problem_and_doctor_exits_0(private_server):
     private_server("--appendonly", "yes", "--maxmemory-policy", "noeviction")
     result = CliRunner().invoke(main, ["doctor", "--json"])
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert result.exit_code == 0 and report["ok"] and report["problems"] == 0, result.output
     assert any("this process uses" in f["message"] for f in report["findings"])
 

@@ -76,3 +76,29 @@ def test_handlers_the_application_installed_are_kept_and_get_the_context(restore
     setup_logging("INFO", "json", app=True)
     setup_logging("INFO", "json", app=True)  # again: replaced, not stacked
     assert len(root.handlers) == 1 and isinstance(root.handlers[0], _AppHandler)
+
+
+def test_logging_set_up_under_a_captured_stderr_writes_to_the_stderr_of_the_day(
+    restore_root, capsys
+):
+    import contextlib
+    import io
+
+    from click.testing import CliRunner
+
+    from steep.cli import main
+
+    # `steep` run in-process sets up logging while its output is captured, and the capture
+    # is closed when the command returns: later records still reach the process's stderr
+    result = CliRunner().invoke(main, ["queues", "--help"])
+    assert result.exit_code == 0, result.output
+    logging.getLogger().handlers[:] = []  # as in a worker whose app set up none of its own
+    captured = io.StringIO()
+    with contextlib.redirect_stderr(captured):
+        setup_logging("INFO", "text", app=True)  # what `steep worker` does
+    captured.close()
+    logging.getLogger("steep.test").warning("after the command")
+    logging.getLogger("app.test").warning("the app's line")
+    err = capsys.readouterr().err
+    assert "after the command" in err and "the app's line" in err, err
+    assert "Logging error" not in err, err

@@ -73,7 +73,21 @@ class AppTextFormatter(TextFormatter):
         return line
 
 
-class _AppHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a record comes, as logging's last resort does.
+    A handler bound to the stream of its day writes to a closed file once that stream is
+    swapped out and closed (a command run in-process with its output captured, then done),
+    and every later record of the process, a worker's among them, is lost."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+
+class _AppHandler(_StderrHandler):
     """The root logger's handler that steep installed (replaced, not stacked, on a redo)."""
 
 
@@ -83,14 +97,14 @@ def setup_logging(level: str = "INFO", fmt: str = "text", *, app: bool = False) 
     `logging.getLogger(__name__).info(...)` is written in the same format, with the job's
     context, instead of being dropped (INFO) or printed bare (WARNING). When the application
     has given the root logger handlers of its own, they are kept and get the job's context."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger("steep")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
     if app:
-        app_handler = _AppHandler(sys.stderr)
+        app_handler = _AppHandler()
         app_handler.setFormatter(JsonFormatter() if fmt == "json" else AppTextFormatter())
         app_handler.addFilter(JobContextFilter())
         top = logging.getLogger()
