@@ -85,8 +85,21 @@ def test_slots_run_each_job_once_and_settle_it(threads_mode, client, run_worker)
 
 
 def test_a_lost_connection_at_the_acknowledgement_loses_no_job(threads_mode, client, run_worker):
+    import logging
+
+    lines: list[str] = []
+    catch = logging.Handler(logging.INFO)
+    catch.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    worker_log = logging.getLogger("steep.worker")
+    worker_log.addHandler(catch)
+    level = worker_log.level
+    worker_log.setLevel(logging.INFO)
     handles = [slot_jobs.drops_the_connections.enqueue(i) for i in range(5)]
-    worker = run_worker("slots", concurrency=2)
+    try:
+        worker = run_worker("slots", concurrency=2)
+    finally:
+        worker_log.removeHandler(catch)
+        worker_log.setLevel(level)
     assert worker.slots is not None
     # each job's slot found its connection dead at the ack: the event loop's settler wrote it
     assert [h.result(timeout=10) for h in handles] == list(range(5))
@@ -95,6 +108,9 @@ def test_a_lost_connection_at_the_acknowledgement_loses_no_job(threads_mode, cli
     qk = get_keys().queue("slots")
     assert client.llen(qk.queued) == 0
     assert client.llen(qk.inflight(worker.worker_id)) == 0
+    # one "succeeded" line per job, though the settler, not the slot, acknowledged it
+    said = [line for line in lines if " succeeded in " in line]
+    assert sorted(said) == sorted({line for line in said}) and len(said) == 5, lines
 
 
 def test_a_job_that_ignores_its_timeout_is_settled_and_the_process_recycled(

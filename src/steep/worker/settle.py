@@ -115,13 +115,14 @@ class Settler:
         if outcome.hooks and not outcome.hooks_ran:
             self._spawn(self._after_hooks_then_ack(outcome))
             return
+        self.log_success(outcome)
         self._acks[outcome.queue].append(self.entry(outcome))
         if outcome.hooks:
             self._hooked.append(outcome)
         self._ack_ready.set()
 
     def entry(self, outcome: Outcome) -> tuple[str, bytes | None, int]:
-        """A success's line in an acknowledgement (its result, if kept), and its log line."""
+        """A success's line in an acknowledgement: its id, and its result if kept."""
         env = outcome.envelope
         assert env is not None
         result: bytes | None = None
@@ -151,22 +152,26 @@ class Settler:
                         **record,
                     }
                 )
+        return outcome.job_id, result, ttl
+
+    @staticmethod
+    def log_success(outcome: Outcome) -> None:
+        """A success's log line, written once, by whichever path acknowledges it."""
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "job %s %s on %s succeeded in %.3f s",
                 outcome.job_id,
-                env.name,
+                outcome.name,
                 outcome.queue,
                 outcome.duration,
                 extra={
                     "job_id": outcome.job_id,
-                    "job": env.name,
+                    "job": outcome.name,
                     "queue": outcome.queue,
                     "duration": round(outcome.duration, 6),
                     "event": "succeeded",
                 },
             )
-        return outcome.job_id, result, ttl
 
     async def _after_hooks_then_ack(self, outcome: Outcome) -> None:
         if await self.with_retries(outcome, "run the hooks of", outcome.run_after_hooks):

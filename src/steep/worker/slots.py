@@ -228,6 +228,7 @@ class SlotThread(threading.Thread):
         # the fetcher never sees a slot free that is about to be taken again
         following = self._take(order[0], replies[1]) if claim else None
         if acked:
+            process.settler.log_success(outcome)
             self.processed += 1
             self.slots.finished.append((qname, outcome.name, outcome.duration))
             process.running.pop(job_id, None)
