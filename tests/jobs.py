@@ -227,11 +227,15 @@ def limited_call() -> None:
 
 @job(queue="default", limits=[solo_limit], retries=3)
 def solo_hold(seconds: float) -> None:
-    """Holds the solo limiter for `seconds` on its first run only (a rerun returns)."""
+    """Holds the solo limiter on its first run only (a rerun returns), until the test pushes
+    onto test:gate:solo-hold or `seconds` pass."""
     r = get_client()
     _record_run("test:solo-hold")
     if r.set("test:solo-hold:once", "1", nx=True):
-        time.sleep(seconds)  # holding the slot is the point
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:  # holding the slot is the point
+            if r.blpop(["test:gate:solo-hold"], timeout=max(0.01, min(left, 5.0))):
+                return
 
 
 @job(queue="default", limits=[solo_limit], retries=3)

@@ -130,13 +130,14 @@ def test_lease_of_a_killed_worker_expires_and_other_jobs_proceed(client, worker_
 
 
 def test_deferral_backs_off_and_leaves_the_worker_free(client, run_worker):
-    hold_for = 2.5
-    jobs.solo_hold.enqueue(hold_for)
+    hold_for = 2.5  # longer than the limiter's lease: the holder's lease must be renewed
+    jobs.solo_hold.enqueue(60)  # held until the test lets it go
     run_worker(burst=False)
     wait_for(lambda: client.llen("test:solo-hold:starts") == 1, message="holder")
+    held_from = _floats(client, "test:solo-hold:starts")[0]
     waiting = jobs.solo_quick.enqueue()
-    # the worker is not stuck on the limited job: an unlimited one runs at once
-    assert jobs.add.enqueue(2, 3).result(timeout=2) == 5
+    # the worker is not stuck on the limited job: an unlimited one runs meanwhile
+    assert jobs.add.enqueue(2, 3).result(timeout=15) == 5
     info = _info("test-solo")
     assert info.in_use == 1 and info.limit == 1
     code, out = _cli("limits", "--json")
@@ -145,19 +146,33 @@ def test_deferral_backs_off_and_leaves_the_worker_free(client, run_worker):
     assert listed["test-solo"]["in_use"] == 1 and listed["test-solo"]["kind"] == "concurrency"
     code, out = _cli("limits")
     assert code == 0 and "test-solo" in out and "concurrency" in out
+    wait_for(lambda: _info("test-solo").deferred >= 1, message="the waiter deferred")
+    wait_for(lambda: time.time() >= held_from + hold_for, message=f"a hold of {hold_for} s")
+    assert client.llen("test:solo-quick:starts") == 0  # it waited for the holder
+    client.rpush("test:gate:solo-hold", "go")
     wait_for(lambda: client.llen("test:solo-quick:starts") == 1, timeout=15, message="waiter")
     # the holder ran longer than its lease: renewed, it kept its slot to the end
-    waited = (
-        _floats(client, "test:solo-quick:starts")[0] - _floats(client, "test:solo-hold:starts")[0]
-    )
+    waited = _floats(client, "test:solo-quick:starts")[0] - held_from
     assert waited >= hold_for > jobs.solo_limit.lease
     deferrals = _ints(client, "test:solo-quick:deferred")[0]
-    # backoff 0.2 s doubling (jittered down to half), capped at 2 s: a 2.5 s hold is
-    # worth about five deferrals; a busy loop would be hundreds
-    assert 1 <= deferrals <= 7
+    # backoff 0.2 s doubling (jittered down to half), capped at 2 s: about five deferrals
+    # in a 2.5 s hold, and at most what fits if every back-off were its shortest; a busy
+    # loop would be hundreds
+    assert 1 <= deferrals <= _most_deferrals(waited, jobs.solo_limit)
     assert _info("test-solo").deferred == deferrals
     assert _ints(client, "test:solo-quick:attempts") == [1]
     wait_for(lambda: waiting.status is None, message="the waiter settled")
+
+
+def _most_deferrals(span: float, limiter: limits.Concurrency) -> int:
+    """How many deferrals fit in `span` s if every back-off is jittered to its shortest
+    (half its ceiling), the first one at once."""
+    count, at = 1, 0.0
+    while True:
+        at += min(limiter.max_backoff, limiter.backoff * 2 ** (count - 1)) / 2
+        if at > span:
+            return count
+        count += 1
 
 
 def test_options_limits_reach_the_worker_and_can_lift_a_limit(client, run_worker):
