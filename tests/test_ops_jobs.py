@@ -181,14 +181,16 @@ def test_the_index_of_successes_is_capped(client, run_worker):
 
 
 def test_running_jobs_show_their_worker(client, run_worker):
-    handle = jobs.slow_record.enqueue("running", 1, 1.0)
+    handle = jobs.sleepy.enqueue(60)  # running until the test cancels it
     worker = run_worker(burst=False)
     page = wait_for(
         lambda: ops.list_jobs("default", "running").jobs, message="the job to be running"
     )
     assert page[0].id == handle.id and page[0].worker == worker.worker_id
     rows = wait_for(lambda: ops.running_jobs(), message="heartbeat with the running job")
-    assert rows[0]["id"] == handle.id and rows[0]["name"] == "tests.jobs.slow_record"
+    assert rows[0]["id"] == handle.id and rows[0]["name"] == "tests.jobs.sleepy"
+    ops.cancel_job("default", handle.id)
+    wait_for(lambda: not worker.running, message="the cancelled job to end")
 
 
 def test_cancel_signals_the_worker(client):

@@ -30,7 +30,7 @@ def shown(html: str) -> set[str]:
 
 
 def test_live_fragments_are_complete_in_the_first_response(dashboard, client, run_worker):
-    running = jobs.sleepy.enqueue(5)
+    running = jobs.sleepy.enqueue(60)  # running until the test cancels it, however slow the pages
     for i in range(3):
         jobs.add.options(queue="elsewhere").enqueue(i, i)  # queued, and nobody serves it
     worker = run_worker(burst=False)
@@ -49,4 +49,6 @@ def test_live_fragments_are_complete_in_the_first_response(dashboard, client, ru
     assert running.id in workers_page and "Nothing is running right now" not in workers_page
     overview = get(dashboard + "/")
     assert "queued=3" in shown(overview) and "running=1" in shown(overview)
+    ops.cancel_job("default", running.id)
+    wait_for(lambda: not worker.running, message="the cancelled job to end")
     worker.threadsafe(worker.request_stop, "test over")
