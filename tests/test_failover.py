@@ -109,6 +109,48 @@ def test_cluster_failover_loses_no_acknowledged_job(cluster, tmp_path):
     assert cluster.primary_of("steep:{default}:queued") is not primary
 
 
+def _replica_of(cluster, primary):
+    for node in cluster.nodes:
+        role = node.client.info("replication")
+        if role["role"] == "slave" and int(role["master_port"]) == primary.port:
+            return node
+    raise LookupError(f"no replica follows the node on port {primary.port}")
+
+
+def _replica_has(node, key, field) -> bool:
+    import redis
+
+    with redis.Redis(port=node.port, single_connection_client=True) as direct:
+        direct.execute_command("READONLY")  # a cluster replica answers reads only so
+        return bool(direct.hexists(key, field))
+
+
+def test_enqueues_follow_a_failover_their_slot_table_has_not_heard_of(cluster):
+    # an operator's CLUSTER FAILOVER swaps a shard's primary and replica; the producer's
+    # slot table still names the old primary, which now answers MOVED to a write and
+    # "WAIT cannot be used with replica instances" to the WAIT behind it. An enqueue (and
+    # a pusher's fence) must follow the redirect, not fail until something else happens
+    # to read the table again.
+    configure(redis_url=cluster.url, min_replicas_ack=1)
+    connection.reset_clients()
+    queued = "steep:{default}:queued"
+    client = connection.get_client()
+    for _ in range(2):
+        jobs.add.enqueue(1, 2)  # the client has read the slot table
+        old = cluster.primary_of(queued)
+        new = _replica_of(cluster, old)
+        new.client.execute_command("CLUSTER", "FAILOVER")
+        wait_for(lambda new=new: cluster.primary_of(queued) is new, 30)
+        cluster.wait_ok()
+        assert client.get_node_from_key(queued).port == old.port  # it has not heard
+        # the second time, a unique job: a pusher's write, then a fence
+        job = jobs.add.enqueue(3, 4) if _ == 0 else jobs.sync_account.enqueue(7)
+        assert new.client.hexists("steep:{default}:jobs", job.id)
+        # min_replicas_ack = 1: the replica (the old primary) had it when enqueue returned
+        assert _replica_has(old, "steep:{default}:jobs", job.id)
+        assert client.get_node_from_key(queued).port == new.port
+
+
 def test_a_queue_slot_migrated_during_a_run_loses_nothing(cluster, tmp_path):
     moved: list[tuple[object, object]] = []
 

@@ -16,11 +16,11 @@ acknowledgement that is not confirmed is logged (if it is lost, the job runs aga
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import MovedError, NoScriptError, ReadOnlyError
 
 from steep.connection import Script
 from steep.errors import SteepError
@@ -28,6 +28,8 @@ from steep.errors import SteepError
 # How long a write waits for its replicas before NotReplicated (a replica that lags by
 # more than this is the operator's problem to see, not a reason to hang producers).
 from steep.lane import WAIT_TIMEOUT_MS
+
+T = TypeVar("T")
 
 
 class NotReplicated(SteepError):
@@ -52,21 +54,56 @@ def run_replicated(
     On a cluster the pipeline goes to the primary of the keys' slot (its plain client),
     since WAIT only means something on the connection that wrote."""
     if not hasattr(client, "get_node_from_key"):
-        return _run_and_wait(script, client, client, keys, args, replicas)
-    target = client.get_node_from_key(keys[0]).redis_connection
-    try:
-        return _run_and_wait(script, client, target, keys, args, replicas)
-    except (redis.ConnectionError, redis.TimeoutError):
-        # that primary is gone: read the slot table again (a replica may have taken
-        # over), so that the caller's next try goes to the new primary
-        with contextlib.suppress(redis.RedisError, OSError):
-            client.nodes_manager.initialize()
-        raise
+        return _run_and_wait(script, client, keys, args, replicas)
+    return _on_cluster_primary(
+        client, keys[0], lambda target: _run_and_wait(script, target, keys, args, replicas)
+    )
+
+
+# How often a cluster write follows a redirect (a failover, a manual CLUSTER FAILOVER, a
+# resharded slot) to the owner that the refreshed slot table names before it gives up.
+REDIRECTS = 3
+
+
+def _on_cluster_primary(client: Any, key: str, call: Callable[[Any], T]) -> T:
+    """`call(primary)` on the plain client of the primary that owns `key`'s slot.
+
+    A node that is no longer that primary (a failover demoted it, or the slot moved)
+    refuses the write: MOVED to the script, and "WAIT cannot be used with replica
+    instances" to the WAIT behind it. Nothing was written, so the slot table is read
+    again and the call goes to the new owner, as the cluster client does for its own
+    commands. A node that cannot be reached may have taken the write: the table is read
+    again for the caller's next try, and the error is the caller's."""
+    for attempt in range(1, REDIRECTS + 1):
+        target = client.get_node_from_key(key).redis_connection
+        try:
+            return call(target)
+        except (redis.ConnectionError, redis.TimeoutError):
+            # that primary is gone: read the slot table again (a replica may have taken
+            # over), so that the caller's next try goes to the new primary
+            _refresh(client)
+            raise
+        except redis.ResponseError as exc:
+            _refresh(client)
+            if attempt == REDIRECTS or not _not_owner(exc):
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _not_owner(error: redis.ResponseError) -> bool:
+    """The node refused a write of a slot it does not serve, and so wrote nothing."""
+    if isinstance(error, MovedError | ReadOnlyError):
+        return True
+    return str(error).startswith(("READONLY", "WAIT cannot be used with replica"))
+
+
+def _refresh(client: Any) -> None:
+    with contextlib.suppress(redis.RedisError, OSError):
+        client.nodes_manager.initialize()
 
 
 def _run_and_wait(
     script: Script,
-    client: Any,
     target: Any,
     keys: Sequence[str],
     args: Sequence[Any],
@@ -91,22 +128,16 @@ def _run_and_wait(
                     ]
                 )
             )
-            try:
-                reply: Any = conn.read_response()
-            except redis.ResponseError as exc:
-                reply = exc
-            confirmed = conn.read_response()
+            # both replies are read, errors too, so that the connection stays in step
+            reply, confirmed = _read(conn), _read(conn)
             if isinstance(reply, NoScriptError) and attempt == 1:
                 conn.send_command("SCRIPT", "LOAD", script.source)
                 conn.read_response()
                 continue
             if isinstance(reply, Exception):
-                if hasattr(client, "get_node_from_key"):
-                    # MOVED / ASK mid-migration: nothing ran; the caller tries again on
-                    # the owner the refreshed slot table names
-                    with contextlib.suppress(redis.RedisError, OSError):
-                        client.nodes_manager.initialize()
-                raise reply
+                raise reply  # on a cluster, MOVED or ASK: nothing ran (_on_cluster_primary)
+            if isinstance(confirmed, Exception):
+                raise confirmed
             return reply, int(confirmed)
     except BaseException:
         conn.disconnect()  # a reply may be left unread: never reuse this connection
@@ -116,6 +147,14 @@ def _run_and_wait(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _read(conn: Any) -> Any:
+    """The next reply on `conn`; an error reply is returned, not raised."""
+    try:
+        return conn.read_response()
+    except redis.ResponseError as exc:
+        return exc
+
+
 def fence(client: Any, key: str, replicas: int) -> int:
     """After writes made on other connections (a unique or priority push, a retry's
     record), learn that `replicas` replicas have them: a write of `key` (in the slot of
@@ -123,11 +162,12 @@ def fence(client: Any, key: str, replicas: int) -> int:
     replicas confirm offsets of the primary's one replication stream, so a confirmed
     fence covers every write the primary answered before it. Returns the replicas that
     confirmed."""
-    target = (
-        client.get_node_from_key(key).redis_connection
-        if hasattr(client, "get_node_from_key")
-        else client
-    )
+    if not hasattr(client, "get_node_from_key"):
+        return _fence_on(client, key, replicas)
+    return _on_cluster_primary(client, key, lambda target: _fence_on(target, key, replicas))
+
+
+def _fence_on(target: Any, key: str, replicas: int) -> int:
     pool = target.connection_pool
     conn = pool.get_connection()
     try:
@@ -136,8 +176,12 @@ def fence(client: Any, key: str, replicas: int) -> int:
         conn.send_packed_command(
             conn.pack_commands([("SET", key, "1", "PX", 60000), ("WAIT", replicas, wait_ms)])
         )
-        conn.read_response()
-        return int(conn.read_response())
+        written, confirmed = _read(conn), _read(conn)
+        if isinstance(written, Exception):
+            raise written
+        if isinstance(confirmed, Exception):
+            raise confirmed
+        return int(confirmed)
     except BaseException:
         conn.disconnect()
         raise
