@@ -130,6 +130,15 @@ def tree_cpu_s(procs: list[psutil.Process]) -> float:
     return total
 
 
+def _busy_share(before: Any, after: Any) -> float:
+    """The share of all cores' time that was not idle between two psutil.cpu_times()."""
+    idle = (after.idle + getattr(after, "iowait", 0.0)) - (
+        before.idle + getattr(before, "iowait", 0.0)
+    )
+    total = sum(after) - sum(before)
+    return round(100.0 * (1 - idle / total), 1) if total > 0 else 0.0
+
+
 def _io_body_loop(go: Any, counts: Any, tasks: int, jobs: int) -> None:
     """Child of Bench.io_body_ceiling: `jobs` io bodies on `tasks` asyncio tasks; jobs/s."""
     import asyncio
@@ -531,6 +540,9 @@ class Bench:
         poll = s.poll_ms / 1000.0
         get = self.client.get
         partial = stalled = False
+        server = psutil.Process(self.server.proc.pid) if self.server.proc else None
+        server_cpu0 = tree_cpu_s([server]) if server else 0.0
+        machine0 = psutil.cpu_times()
         try:
             t0 = time.perf_counter()
             workers.start()
@@ -577,6 +589,8 @@ class Bench:
             # finished job on (steady); read before the settle wait, in which workers idle.
             done_cpu = int(get(DONE_KEY) or 0)
             cpu_end = tree_cpu_s(workers.tree())
+            server_cpu = (tree_cpu_s([server]) if server else 0.0) - server_cpu0
+            machine = _busy_share(machine0, psutil.cpu_times())
             if not (partial or stalled):
                 # Let it settle: a late duplicate still shows up in the counter.
                 last, stable_since = done, time.perf_counter()
@@ -625,6 +639,10 @@ class Bench:
             "cpu_us_per_job_steady": (
                 1e6 * (cpu_end - cpu_first) / (done_cpu - d_first) if done_cpu > d_first else None
             ),
+            # the server's share, and how busy the whole machine was (every core, every
+            # process: the harness's polling and anything else running included)
+            "server_cpu_us_per_job": 1e6 * server_cpu / max(done_cpu, 1),
+            "machine_busy_pct": machine,
         }
         out["worker_tracebacks"] = workers.tracebacks()
         if sampler:
@@ -884,6 +902,11 @@ def brief(step: str, d: dict[str, Any]) -> str:
             extra += f", {d['pct_ideal']:.0f}% of ideal"
         if d.get("cpu_us_per_job"):
             extra += f", {d['cpu_us_per_job']:.0f} us CPU/job"
+        if "server_cpu_us_per_job" in d:
+            extra += (
+                f", server {d['server_cpu_us_per_job']:.0f} us/job, machine "
+                f"{d['machine_busy_pct']:.0f}% busy"
+            )
         lost = "?" if d["lost"] is None else d["lost"]
         return (
             f"{d['done']}/{d['n']} in {d['seconds']:.1f}s = {d['rate']:.0f} jobs/s (steady "
