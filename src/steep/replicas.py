@@ -92,9 +92,9 @@ def _on_cluster_primary(client: Any, key: str, call: Callable[[Any], T]) -> T:
 
 def _not_owner(error: redis.ResponseError) -> bool:
     """The node refused a write of a slot it does not serve, and so wrote nothing."""
-    if isinstance(error, MovedError | ReadOnlyError):
+    if isinstance(error, MovedError | ReadOnlyError):  # redis-py parses both replies
         return True
-    return str(error).startswith(("READONLY", "WAIT cannot be used with replica"))
+    return str(error).startswith("WAIT cannot be used with replica")
 
 
 def _refresh(client: Any) -> None:
@@ -116,9 +116,7 @@ def _run_and_wait(
     pool = target.connection_pool
     conn = pool.get_connection()
     try:
-        # WAIT must answer before the socket times out, or its answer is lost
-        timeout = conn.socket_timeout
-        wait_ms = WAIT_TIMEOUT_MS if not timeout else min(WAIT_TIMEOUT_MS, int(timeout * 800))
+        wait_ms = _wait_ms(conn)
         for attempt in (1, 2):
             conn.send_packed_command(
                 conn.pack_commands(
@@ -147,6 +145,13 @@ def _run_and_wait(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _wait_ms(conn: Any) -> int:
+    """WAIT's timeout on `conn`: it must answer before the socket times out, or its
+    answer is lost."""
+    timeout = conn.socket_timeout
+    return WAIT_TIMEOUT_MS if not timeout else min(WAIT_TIMEOUT_MS, int(timeout * 800))
+
+
 def _read(conn: Any) -> Any:
     """The next reply on `conn`; an error reply is returned, not raised."""
     try:
@@ -171,8 +176,7 @@ def _fence_on(target: Any, key: str, replicas: int) -> int:
     pool = target.connection_pool
     conn = pool.get_connection()
     try:
-        timeout = conn.socket_timeout
-        wait_ms = WAIT_TIMEOUT_MS if not timeout else min(WAIT_TIMEOUT_MS, int(timeout * 800))
+        wait_ms = _wait_ms(conn)
         conn.send_packed_command(
             conn.pack_commands([("SET", key, "1", "PX", 60000), ("WAIT", replicas, wait_ms)])
         )
